@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     params: dict[str, str] = Field(
         default_factory=dict, description="Run parameters (SMEPULSE_PARAMS as a JSON object)."
     )
+    # Set by the executor (local runner or operator) for `finally` stages such as notify.
+    run_outcome: Literal["Succeeded", "Failed", "TimedOut", "Cancelled"] | None = None
+    failed_stage: str | None = None
+    failure_message: str | None = None
 
     # -- bronze (object store) -----------------------------------------------------------
     bronze_uri: str | None = Field(
@@ -163,6 +167,11 @@ class Settings(BaseSettings):
         if value and "://" in value and not value.startswith(("s3://", "file://")):
             raise ValueError("bronze_uri must be a folder or an s3:// URI")
         return value
+
+    @property
+    def business_date(self) -> dt.date:
+        """The run's logical date, or today when none was given."""
+        return self.logical_date or dt.date.today()
 
     # -- derived locations ---------------------------------------------------------------
     @property
