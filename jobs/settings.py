@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     smtp_to: list[str] = Field(default_factory=list)
     http_timeout_seconds: float = Field(10.0, gt=0)
     http_retries: int = Field(3, ge=0, le=10)
+    http_backoff_seconds: float = Field(
+        1.0, ge=0, description="First retry delay of HTTP clients; doubles on each later retry."
+    )
 
     # -- external data -------------------------------------------------------------------
     worldbank_base_url: str = "https://api.worldbank.org/v2"
