@@ -13,7 +13,9 @@ for name, folder in ROOTS.items():
 setup(
     packages=packages,
     package_dir=ROOTS,
-    package_data={"smepulse.jobs": ["py.typed", "**/*.json", "**/*.yaml", "**/*.html", "**/*.j2"],
-                  "smepulse.operator": ["py.typed"]},
+    package_data={
+        "smepulse.jobs": ["py.typed", "**/*.json", "**/*.yaml", "**/*.html", "**/*.j2"],
+        "smepulse.operator": ["py.typed"],
+    },
     include_package_data=True,
 )

@@ -40,8 +40,8 @@ class Stage(_Model):
     kind: Literal["job", "trigger"] = "job"
     triggers: str | None = None
     timeout_seconds: int = Field(1800, gt=0, alias="timeoutSeconds")
-    retries: RetryPolicy = RetryPolicy()
-    resources: Resources = Resources()
+    retries: RetryPolicy = Field(default_factory=RetryPolicy)
+    resources: Resources = Field(default_factory=Resources)
 
     @property
     def command(self) -> list[str]:
@@ -66,12 +66,18 @@ class Pipeline(_Model):
         for stage in self.stages:
             unknown = set(stage.needs) - main
             if unknown:
-                raise ValueError(f"pipeline {self.name}: stage {stage.name} needs unknown {sorted(unknown)}")
+                raise ValueError(
+                    f"pipeline {self.name}: stage {stage.name} needs unknown {sorted(unknown)}"
+                )
             if stage.kind == "trigger" and not stage.triggers:
-                raise ValueError(f"pipeline {self.name}: trigger stage {stage.name} names no pipeline")
+                raise ValueError(
+                    f"pipeline {self.name}: trigger stage {stage.name} names no pipeline"
+                )
         for stage in self.finally_:
             if stage.needs:
-                raise ValueError(f"pipeline {self.name}: finally stage {stage.name} cannot have needs")
+                raise ValueError(
+                    f"pipeline {self.name}: finally stage {stage.name} cannot have needs"
+                )
         topo_order([*self.stages])  # raises on a cycle
         return self
 
@@ -83,7 +89,9 @@ class Pipeline(_Model):
         for stage in self.all_stages:
             if stage.name == name:
                 return stage
-        raise KeyError(f"pipeline {self.name} has no stage {name!r}; stages: {', '.join(s.name for s in self.all_stages)}")
+        raise KeyError(
+            f"pipeline {self.name} has no stage {name!r}; stages: {', '.join(s.name for s in self.all_stages)}"
+        )
 
     def downstream(self, name: str) -> set[str]:
         """``name`` and every stage that depends on it, transitively (for --from-stage)."""
@@ -105,7 +113,9 @@ class Pipeline(_Model):
         """
         for name in [*(only or []), *([from_stage] if from_stage else [])]:
             if name not in {s.name for s in self.stages}:
-                raise KeyError(f"pipeline {self.name} has no stage {name!r}; stages: {', '.join(s.name for s in self.stages)}")
+                raise KeyError(
+                    f"pipeline {self.name} has no stage {name!r}; stages: {', '.join(s.name for s in self.stages)}"
+                )
         chosen = {s.name for s in self.stages}
         if from_stage:
             chosen &= self.downstream(from_stage)
@@ -139,7 +149,9 @@ class Catalog(_Model):
         try:
             return self.pipelines[name]
         except KeyError:
-            raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(self.pipelines)}") from None
+            raise KeyError(
+                f"unknown pipeline {name!r}; known: {', '.join(self.pipelines)}"
+            ) from None
 
     @property
     def stage_names(self) -> set[str]:

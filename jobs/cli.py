@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-
 from smepulse.jobs import __version__
 from smepulse.jobs.errors import ConfigError, StageError, StageSkipped
 from smepulse.jobs.logs import setup_logging
@@ -34,7 +33,12 @@ T = TypeVar("T")
 
 LogicalDate = Annotated[
     dt.datetime | None,
-    typer.Option("--logical-date", "-d", formats=["%Y-%m-%d"], help="Business date (YYYY-MM-DD); default today."),
+    typer.Option(
+        "--logical-date",
+        "-d",
+        formats=["%Y-%m-%d"],
+        help="Business date (YYYY-MM-DD); default today.",
+    ),
 ]
 
 
@@ -82,13 +86,30 @@ def _main(
 def generate_data(
     end_date: Annotated[
         dt.datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Last day of history (YYYY-MM-DD); default yesterday."),
+        typer.Option(
+            formats=["%Y-%m-%d"], help="Last day of history (YYYY-MM-DD); default yesterday."
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 42,
-    scale: Annotated[float, typer.Option(min=0.01, max=100.0, help="Volume multiplier (1 = about 30,000 AR invoices).")] = 1.0,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same files.")
+    ] = 42,
+    scale: Annotated[
+        float,
+        typer.Option(min=0.01, max=100.0, help="Volume multiplier (1 = about 30,000 AR invoices)."),
+    ] = 1.0,
     years: Annotated[float, typer.Option(min=0.25, max=10.0, help="Years of history.")] = 2.0,
-    ingest_dates: Annotated[int, typer.Option(min=1, max=30, help="Ingest dates to spread the data over (later ones repeat updated rows).")] = 3,
-    bronze: Annotated[str | None, typer.Option(help="Bronze root (folder or s3://bucket/prefix); default from settings.")] = None,
+    ingest_dates: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=30,
+            help="Ingest dates to spread the data over (later ones repeat updated rows).",
+        ),
+    ] = 3,
+    bronze: Annotated[
+        str | None,
+        typer.Option(help="Bronze root (folder or s3://bucket/prefix); default from settings."),
+    ] = None,
 ) -> None:
     """Generate a deterministic synthetic Vietnamese SME into bronze (Parquet), with anomaly labels beside it."""
     settings = load_settings(bronze_uri=bronze)
@@ -106,7 +127,9 @@ def generate_data(
 
 @app.command("stage")
 def stage(
-    name: Annotated[str, typer.Argument(help="Stage name, e.g. validate-bronze (see `smepulse pipelines`).")],
+    name: Annotated[
+        str, typer.Argument(help="Stage name, e.g. validate-bronze (see `smepulse pipelines`).")
+    ],
     logical_date: LogicalDate = None,
 ) -> None:
     """Run one stage: the entrypoint of every Kubernetes Job and every local run."""
@@ -135,18 +158,29 @@ def pipelines() -> None:
         typer.echo(f"{p.name}  ({p.schedule or 'triggered'})  {p.description}")
         for s in p.stages:
             needs = f"  <- {', '.join(s.needs)}" if s.needs else ""
-            typer.echo(f"    {s.name}{' [trigger ' + (s.triggers or '') + ']' if s.kind == 'trigger' else ''}{needs}")
+            typer.echo(
+                f"    {s.name}{' [trigger ' + (s.triggers or '') + ']' if s.kind == 'trigger' else ''}{needs}"
+            )
         for s in p.finally_:
             typer.echo(f"    {s.name}  (finally)")
 
 
 @app.command("run")
 def run(
-    pipeline: Annotated[str, typer.Argument(help="daily-etl, ml-predict, ml-training or external-sync.")],
+    pipeline: Annotated[
+        str, typer.Argument(help="daily-etl, ml-predict, ml-training or external-sync.")
+    ],
     logical_date: LogicalDate = None,
-    from_stage: Annotated[str | None, typer.Option(help="Re-run this stage and everything downstream.")] = None,
-    only: Annotated[str | None, typer.Option(help="Comma-separated stages to run (their needs are taken as done).")] = None,
-    no_trigger: Annotated[bool, typer.Option("--no-trigger", help="Do not start triggered pipelines.")] = False,
+    from_stage: Annotated[
+        str | None, typer.Option(help="Re-run this stage and everything downstream.")
+    ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated stages to run (their needs are taken as done)."),
+    ] = None,
+    no_trigger: Annotated[
+        bool, typer.Option("--no-trigger", help="Do not start triggered pipelines.")
+    ] = False,
 ) -> None:
     """Run a pipeline on this machine: stages as subprocesses, in DAG order, parallel where allowed."""
     settings = load_settings()
@@ -168,8 +202,13 @@ def run(
 @app.command("backfill")
 def backfill(
     pipeline: Annotated[str, typer.Argument(help="Pipeline to run once per logical date.")],
-    start: Annotated[dt.datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First logical date.")],
-    end: Annotated[dt.datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last logical date (inclusive).")],
+    start: Annotated[
+        dt.datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First logical date.")
+    ],
+    end: Annotated[
+        dt.datetime,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last logical date (inclusive)."),
+    ],
 ) -> None:
     """Run a pipeline for every date in a range, in order; re-running skips dates already done."""
     settings = load_settings()
@@ -194,9 +233,13 @@ def runs(limit: Annotated[int, typer.Option(min=1, help="How many runs to list."
 def demo(
     end_date: Annotated[
         dt.datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Last day of synthetic history; default yesterday."),
+        typer.Option(
+            formats=["%Y-%m-%d"], help="Last day of synthetic history; default yesterday."
+        ),
     ] = None,
-    scale: Annotated[float, typer.Option(min=0.01, max=100.0, help="Data volume multiplier.")] = 1.0,
+    scale: Annotated[
+        float, typer.Option(min=0.01, max=100.0, help="Data volume multiplier.")
+    ] = 1.0,
 ) -> None:
     """Fresh machine to results: generate data, external-sync, daily-etl, ml-training, ml-predict."""
     settings = load_settings()
@@ -210,8 +253,14 @@ def demo(
 def submit(
     pipeline: Annotated[str, typer.Argument(help="Pipeline to run in the cluster.")],
     logical_date: LogicalDate = None,
-    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace; default from settings/kubeconfig.")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE passed to stages (repeatable).")] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help="Namespace; default from settings/kubeconfig."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="KEY=VALUE passed to stages (repeatable)."),
+    ] = None,
 ) -> None:
     """Create a PipelineRun in the cluster, idempotently (deterministic name <pipeline>-<YYYYMMDD>)."""
     settings = load_settings(kube_namespace=namespace)
@@ -228,8 +277,13 @@ def submit(
 
 @app.command("operator")
 def operator_cmd(
-    namespace: Annotated[list[str] | None, typer.Option("--namespace", "-n", help="Namespace(s) to watch; default all.")] = None,
-    standalone: Annotated[bool, typer.Option(help="Run without kopf peering (one replica).")] = True,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Namespace(s) to watch; default all."),
+    ] = None,
+    standalone: Annotated[
+        bool, typer.Option(help="Run without kopf peering (one replica).")
+    ] = True,
 ) -> None:
     """Start the kopf operator that runs PipelineRuns as Kubernetes Jobs."""
     settings = load_settings()
@@ -260,4 +314,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

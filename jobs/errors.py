@@ -12,5 +12,5 @@ class StageError(Exception):
     """A stage failed for a reason the user can act on (the message says what and where)."""
 
 
-class StageSkipped(Exception):  # noqa: N818 - a signal, not an error
+class StageSkipped(Exception):  # a signal, not an error
     """A stage had nothing to do (e.g. Metabase not configured): logged, exit code 0."""

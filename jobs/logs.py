@@ -41,9 +41,20 @@ def setup_logging(settings: Settings) -> None:
     if use_json:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "cmdstanpy", "prophet", "alembic", "httpx"):
+    for noisy in (
+        "urllib3",
+        "botocore",
+        "boto3",
+        "s3transfer",
+        "cmdstanpy",
+        "prophet",
+        "alembic",
+        "httpx",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -81,7 +81,9 @@ class Settings(BaseSettings):
 
     # -- warehouse -----------------------------------------------------------------------
     warehouse: Literal["duckdb", "trino"] = "duckdb"
-    duckdb_path: Path | None = Field(None, description="DuckDB file. Default <home>/warehouse.duckdb.")
+    duckdb_path: Path | None = Field(
+        None, description="DuckDB file. Default <home>/warehouse.duckdb."
+    )
     duckdb_lock_timeout_seconds: float = Field(600.0, gt=0)
     trino_host: str = "localhost"
     trino_port: int = Field(8080, ge=1, le=65535)
@@ -153,7 +155,9 @@ class Settings(BaseSettings):
     worldbank_start_year: int = Field(2000, ge=1960)
 
     # -- Kubernetes (submit / operator) -----------------------------------------------------
-    kube_namespace: str | None = Field(None, description="Namespace for runs; default: in-cluster or kubeconfig's.")
+    kube_namespace: str | None = Field(
+        None, description="Namespace for runs; default: in-cluster or kubeconfig's."
+    )
     operator_metrics_port: int = Field(8000, ge=1, le=65535)
     operator_health_port: int = Field(8080, ge=1, le=65535)
     job_image: str = "ghcr.io/smepulse/smepulse:0.1.0"
@@ -227,12 +231,16 @@ class Settings(BaseSettings):
         env = {
             "SMEPULSE_DBT_TARGET": self.warehouse,
             "SMEPULSE_DUCKDB_PATH": str(self.warehouse_path.resolve()),
-            "SMEPULSE_BRONZE_ROOT": self.bronze_root if self.bronze_is_s3 else str(Path(self.bronze_root).resolve()),
+            "SMEPULSE_BRONZE_ROOT": self.bronze_root
+            if self.bronze_is_s3
+            else str(Path(self.bronze_root).resolve()),
             "SMEPULSE_DBT_THREADS": str(self.dbt_threads),
             "SMEPULSE_TRINO_HOST": self.trino_host,
             "SMEPULSE_TRINO_PORT": str(self.trino_port),
             "SMEPULSE_TRINO_USER": self.trino_user,
-            "SMEPULSE_TRINO_PASSWORD": self.trino_password.get_secret_value() if self.trino_password else "",
+            "SMEPULSE_TRINO_PASSWORD": self.trino_password.get_secret_value()
+            if self.trino_password
+            else "",
             "SMEPULSE_TRINO_HTTP_SCHEME": self.trino_http_scheme,
             "SMEPULSE_TRINO_CATALOG": self.trino_catalog,
             "SMEPULSE_TRINO_BRONZE_CATALOG": self.trino_bronze_catalog,
@@ -240,8 +248,12 @@ class Settings(BaseSettings):
             "SMEPULSE_GOLD_SCHEMA": self.gold_schema,
             "SMEPULSE_S3_ENDPOINT_URL": self.s3_endpoint_url or "",
             "SMEPULSE_S3_REGION": self.s3_region,
-            "SMEPULSE_S3_ACCESS_KEY_ID": self.s3_access_key_id.get_secret_value() if self.s3_access_key_id else "",
-            "SMEPULSE_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key.get_secret_value() if self.s3_secret_access_key else "",
+            "SMEPULSE_S3_ACCESS_KEY_ID": self.s3_access_key_id.get_secret_value()
+            if self.s3_access_key_id
+            else "",
+            "SMEPULSE_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key.get_secret_value()
+            if self.s3_secret_access_key
+            else "",
         }
         return env
 

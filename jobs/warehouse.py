@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
-
 from smepulse.jobs.errors import StageError
 from smepulse.jobs.settings import Settings
 
@@ -80,7 +79,9 @@ def duckdb_lock(path: Path, *, exclusive: bool, timeout: float, holder: str = ""
                 if waited >= next_note:
                     log.info(
                         "waiting for the warehouse: another stage holds the DuckDB %s lock on %s (%s)",
-                        "write" if exclusive else "read", path, holder or "waited %.0fs" % waited,
+                        "write" if exclusive else "read",
+                        path,
+                        holder or f"waited {waited:.0f}s",
                     )
                     next_note = waited + 10
                 time.sleep(0.2)
@@ -106,7 +107,9 @@ class DuckDBWarehouse:
         import duckdb
 
         if not write and not self.path.exists():
-            raise StageError(f"warehouse {self.path} does not exist yet: run the daily-etl pipeline first")
+            raise StageError(
+                f"warehouse {self.path} does not exist yet: run the daily-etl pipeline first"
+            )
         with duckdb_lock(self.path, exclusive=write, timeout=self.lock_timeout, holder="smepulse"):
             con = duckdb.connect(str(self.path), read_only=not write)
             try:
@@ -161,9 +164,13 @@ class TrinoWarehouse:
             if s.trino_password
             else None
         )
-        return trino.dbapi.connect(
-            host=s.trino_host, port=s.trino_port, user=s.trino_user, catalog=s.trino_catalog,
-            http_scheme=s.trino_http_scheme, auth=auth,
+        return trino.dbapi.connect(  # type: ignore[no-untyped-call]
+            host=s.trino_host,
+            port=s.trino_port,
+            user=s.trino_user,
+            catalog=s.trino_catalog,
+            http_scheme=s.trino_http_scheme,
+            auth=auth,
         )
 
     def query(self, sql: str) -> pd.DataFrame:
@@ -195,11 +202,18 @@ class TrinoWarehouse:
             cur.execute(f"create table {schema}.{staging} ({cols})")
             cur.fetchall()
             placeholders = ", ".join("?" for _ in frame.columns)
-            records = [tuple(None if pd.isna(v) else v for v in row) for row in frame.itertuples(index=False)]
+            records = [
+                tuple(None if pd.isna(v) else v for v in row)
+                for row in frame.itertuples(index=False)
+            ]
             for i in range(0, len(records), 500):
-                cur.executemany(f"insert into {schema}.{staging} values ({placeholders})", records[i : i + 500])
+                cur.executemany(
+                    f"insert into {schema}.{staging} values ({placeholders})", records[i : i + 500]
+                )
                 cur.fetchall()
-            cur.execute(f"create or replace table {schema}.{table} as select * from {schema}.{staging}")
+            cur.execute(
+                f"create or replace table {schema}.{table} as select * from {schema}.{staging}"
+            )
             cur.fetchall()
             cur.execute(f"drop table if exists {schema}.{staging}")
             cur.fetchall()
@@ -217,7 +231,9 @@ def _trino_type(series: pd.Series) -> str:
         return "double"
     if kind == "M":
         return "timestamp(6)"
-    if len(series) and all(hasattr(v, "isoformat") and not hasattr(v, "hour") for v in series.dropna()[:5]):
+    if len(series) and all(
+        hasattr(v, "isoformat") and not hasattr(v, "hour") for v in series.dropna()[:5]
+    ):
         return "date"
     return "varchar"
 

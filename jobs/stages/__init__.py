@@ -50,7 +50,9 @@ def resolve(name: str) -> StageFn:
     try:
         target = REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown stage {name!r}; known stages: {', '.join(sorted(REGISTRY))}") from None
+        raise KeyError(
+            f"unknown stage {name!r}; known stages: {', '.join(sorted(REGISTRY))}"
+        ) from None
     module_name, _, attr = target.partition(":")
     fn: StageFn = getattr(importlib.import_module(module_name), attr)
     return fn
