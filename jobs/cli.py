@@ -152,6 +152,7 @@ def stage(
 @app.command("pipelines")
 def pipelines() -> None:
     """List the pipelines of the catalog with their stages."""
+    load_settings()
     from smepulse.jobs.catalog import load_catalog
 
     for p in load_catalog().pipelines.values():
