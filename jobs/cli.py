@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+
 from smepulse.jobs import __version__
 from smepulse.jobs.errors import ConfigError, StageError, StageSkipped
 from smepulse.jobs.logs import setup_logging

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
+
 from smepulse.jobs.errors import StageError
 from smepulse.jobs.settings import Settings
 
