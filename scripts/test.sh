@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Set up a machine and run every check and test layer: the README's test command.
+#
+#   bash scripts/test.sh            # everything: install, lint, unit, integration, e2e
+#   SMEPULSE_TEST_LAYERS="unit" bash scripts/test.sh     # only some layers
+#
+# What it does, in order (each step is idempotent and cached outside the repo):
+#   1. Debian packages the tests use as real services/tools (redis-server, PostgreSQL,
+#      Chromium, Lua) - installed only when missing;
+#   2. the project with its test extra (pip, editable);
+#   3. kube-apiserver, kube-controller-manager, kubectl, etcd and Helm built from the Go module
+#      proxy into ~/.cache/smepulse/tools (first time only: see scripts/k8s-tools.sh);
+#   4. Redis and PostgreSQL started on free loopback ports for this run (stopped on exit);
+#   5. ruff, mypy --strict, sqlfluff; then pytest layer by layer (unit, integration, e2e).
+# pytest's "no tests collected" (exit 5) counts as a failure: a marker must select something.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+layers=${SMEPULSE_TEST_LAYERS:-"unit integration e2e"}
+cache=${SMEPULSE_CACHE:-$HOME/.cache/smepulse}
+mkdir -p "$cache"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Debian packages"
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+{ command -v initdb >/dev/null || [ -x /usr/lib/postgresql/15/bin/initdb ]; } || need+=(postgresql)
+command -v chromium >/dev/null || need+=(chromium)
+command -v lua5.4 >/dev/null || need+=(lua5.4)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+  echo "all present"
+fi
+
+step "Python packages"
+python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+
+step "Kubernetes tools (cached in $cache/tools)"
+start=$(date +%s)
+SMEPULSE_KUBE_BIN=$(bash scripts/k8s-tools.sh --print-bin-dir)
+export SMEPULSE_KUBE_BIN
+echo "tools in $SMEPULSE_KUBE_BIN ($(( $(date +%s) - start ))s)"
+
+step "Services: Redis, PostgreSQL"
+run_dir=$(mktemp -d /tmp/smepulse-test.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -n "${pg_data:-}" ]; then su postgres -s /bin/sh -c "$pg_bin/pg_ctl -D $pg_data -m immediate stop" >/dev/null 2>&1 || true; fi
+  rm -rf "$run_dir"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$run_dir" \
+  --logfile "$run_dir/redis.log" &
+pids+=($!)
+export SMEPULSE_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
+pg_bin=$(dirname "$(readlink -f "$(command -v initdb || echo /usr/lib/postgresql/15/bin/initdb)")")
+pg_data="$run_dir/pg"
+pg_port=$(free_port)
+mkdir -p "$pg_data" && chown postgres "$pg_data" "$run_dir" 2>/dev/null || true
+chmod 755 "$run_dir"
+if id postgres >/dev/null 2>&1; then
+  su postgres -s /bin/sh -c "$pg_bin/initdb -D $pg_data -A trust -U smepulse >/dev/null"
+  su postgres -s /bin/sh -c "$pg_bin/pg_ctl -D $pg_data -l $run_dir/pg.log -w -o '-p $pg_port -k $run_dir -c listen_addresses=127.0.0.1 -c fsync=off' start >/dev/null"
+else
+  echo "no postgres user: PostgreSQL tests will be skipped"; pg_data=""
+fi
+[ -n "$pg_data" ] && export SMEPULSE_TEST_POSTGRES_DSN="postgresql://smepulse@127.0.0.1:$pg_port/postgres"
+for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+echo "redis $SMEPULSE_TEST_REDIS_URL; postgres ${SMEPULSE_TEST_POSTGRES_DSN:-none}"
+
+step "Lint: ruff, mypy --strict, sqlfluff"
+ruff check .
+ruff format --check .
+bash scripts/typecheck.sh
+if [ -f .sqlfluff ]; then sqlfluff lint dbt/models --disable-progress-bar --nocolor; fi
+
+# A missing control plane or service fails the run instead of skipping its tests.
+export SMEPULSE_REQUIRE_KUBE=1 SMEPULSE_REQUIRE_SERVICES=1
+for layer in $layers; do
+  step "pytest -m $layer"
+  set +e
+  python3 -m pytest -m "$layer" -p no:cacheprovider --timeout=1800 -q
+  rc=$?
+  set -e
+  if [ "$rc" -eq 5 ]; then echo "pytest -m $layer collected no tests: failing" >&2; exit 1; fi
+  [ "$rc" -eq 0 ] || exit "$rc"
+done
+step "all layers passed: $layers"
