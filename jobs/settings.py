@@ -176,6 +176,18 @@ class Settings(BaseSettings):
     job_config_map: str = "smepulse-config"
     job_secret: str = "smepulse-secrets"
     job_service_account: str | None = None
+    kubeconfig: Path | None = Field(
+        None,
+        description="kubeconfig for submit/operator outside a cluster; default: in-cluster config, "
+        "else the kubernetes client's own default ($KUBECONFIG, ~/.kube/config).",
+    )
+    operator_reconcile_interval_seconds: float = Field(
+        10.0, gt=0, le=600, description="Safety-net resync of each unfinished run (Job events wake it sooner)."
+    )
+    operator_workers: int = Field(8, ge=1, le=64, description="Threads for the operator's blocking API calls.")
+    operator_watch_timeout_seconds: float = Field(
+        300.0, gt=0, description="kopf watch server_timeout: a silently dropped watch is re-opened after this."
+    )
 
     # -- local runner ----------------------------------------------------------------------
     runner_max_parallel: int = Field(2, ge=1, le=32)
