@@ -1,0 +1,131 @@
+"""Run history of the local runner: one JSON document per run, beside the run's stage logs.
+
+Layout: ``<runs_dir>/<run-id>/run.json`` plus ``<runs_dir>/<run-id>/<stage>[.<attempt>].log``.
+Run ids are ``<pipeline>-<YYYYMMDD>`` for the first run of a logical date, then ``-2``, ``-3``…
+The id is claimed by creating the run's folder (``mkdir`` is atomic), so two runners started
+at the same moment never share a record. The record is rewritten (atomically, via a temporary
+file and ``os.replace``) after every state change, so a crashed runner leaves a readable
+record that says ``Running``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+RUN_FILE = "run.json"
+
+
+class StageRecord(BaseModel):
+    """One stage of a run."""
+
+    name: str
+    state: str = "pending"
+    attempts: int = 0
+    is_finally: bool = False
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    duration_seconds: float | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    logs: list[str] = Field(default_factory=list)
+
+
+class RunRecord(BaseModel):
+    """One run of one pipeline for one logical date."""
+
+    run_id: str
+    pipeline: str
+    logical_date: dt.date
+    status: str = "Running"  # Running, then the outcome: Succeeded/Failed/TimedOut/Cancelled
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    duration_seconds: float | None = None
+    from_stage: str | None = None
+    only: list[str] | None = None
+    params: dict[str, str] = Field(default_factory=dict)
+    triggered_by: str | None = None
+    triggered: list[str] = Field(default_factory=list)
+    failed_stage: str | None = None
+    failure_message: str | None = None
+    stages: list[StageRecord] = Field(default_factory=list)
+
+    def stage(self, name: str) -> StageRecord:
+        for record in self.stages:
+            if record.name == name:
+                return record
+        raise KeyError(f"run {self.run_id} has no stage {name!r}")
+
+
+def run_id_base(pipeline: str, logical_date: dt.date) -> str:
+    return f"{pipeline}-{logical_date:%Y%m%d}"
+
+
+def claim_run_dir(runs_dir: Path, pipeline: str, logical_date: dt.date) -> tuple[str, Path]:
+    """Create and return a fresh run folder: ``<pipeline>-<YYYYMMDD>`` or the next ``-<n>``."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    base = run_id_base(pipeline, logical_date)
+    n = 1
+    while True:
+        run_id = base if n == 1 else f"{base}-{n}"
+        path = runs_dir / run_id
+        try:
+            path.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        return run_id, path
+
+
+def save(runs_dir: Path, record: RunRecord) -> Path:
+    """Write ``record`` atomically to ``<runs_dir>/<run-id>/run.json``."""
+    folder = runs_dir / record.run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / RUN_FILE
+    tmp = folder / f".{RUN_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(record.model_dump_json(indent=2), encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def load(path: Path) -> RunRecord | None:
+    """The record at ``path``; None (not a crash) when it is unreadable."""
+    try:
+        return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def history(runs_dir: Path) -> list[RunRecord]:
+    """Every readable run record, newest first."""
+    if not runs_dir.is_dir():
+        return []
+    records = [r for p in runs_dir.glob(f"*/{RUN_FILE}") if (r := load(p)) is not None]
+    return sorted(records, key=lambda r: (r.started_at, r.run_id), reverse=True)
+
+
+_SUFFIX = re.compile(r"^(?P<base>.+-\d{8})(?:-(?P<n>\d+))?$")
+
+
+def runs_for(runs_dir: Path, pipeline: str, logical_date: dt.date) -> list[RunRecord]:
+    """The runs of ``pipeline`` for ``logical_date``, oldest first."""
+    base = run_id_base(pipeline, logical_date)
+    found = []
+    for record in history(runs_dir):
+        match = _SUFFIX.match(record.run_id)
+        if record.pipeline == pipeline and match and match.group("base") == base:
+            found.append(record)
+    return sorted(found, key=lambda r: (r.started_at, r.run_id))
+
+
+def succeeded_before(runs_dir: Path, pipeline: str, logical_date: dt.date) -> RunRecord | None:
+    """A complete (not ``--only``/``--from-stage``) successful run of that date, if any."""
+    for record in reversed(runs_for(runs_dir, pipeline, logical_date)):
+        if record.status == "Succeeded" and not record.only and not record.from_stage:
+            return record
+    return None

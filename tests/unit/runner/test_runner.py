@@ -1,0 +1,340 @@
+"""The runner's scheduling with fake stage commands (tiny ``python -c`` processes).
+
+The real ``smepulse stage`` path is covered by the e2e tests; here each stage is a short
+script chosen per stage name, so failures, retries, timeouts and parallelism are exercised
+with real subprocesses but no data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from smepulse.jobs import runs_store
+from smepulse.jobs.catalog import Catalog, parse_catalog
+from smepulse.jobs.runner import backfill, print_history, run_pipeline
+from smepulse.jobs.runner_exec import StageCommand
+from smepulse.jobs.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+DAY = dt.date(2025, 3, 14)
+
+
+def catalog(timeout: int = 30, retries: int = 0) -> Catalog:
+    doc = {
+        "defaults": {"timeoutSeconds": timeout, "retries": {"limit": retries, "backoffSeconds": 0}},
+        "pipelines": {
+            "p": {
+                "stages": [
+                    {"name": "a"},
+                    {"name": "b", "needs": ["a"]},
+                    {"name": "c"},
+                    {"name": "d", "needs": ["b", "c"]},
+                    {"name": "go", "kind": "trigger", "triggers": "child", "needs": ["d"]},
+                ],
+                "finally": [{"name": "notify"}],
+            },
+            "child": {"stages": [{"name": "x"}]},
+        },
+    }
+    return parse_catalog(doc)
+
+
+def fake(scripts: dict[str, str], marks: Path) -> StageCommand:
+    """Every stage appends its name to ``marks/ran``; then runs its script (default: ok)."""
+
+    def command(name: str, logical_date: dt.date) -> list[str]:
+        prelude = (
+            "import os, sys, time, json, pathlib\n"
+            f"pathlib.Path({str(marks)!r}).mkdir(exist_ok=True)\n"
+            f"with open({str(marks / 'ran')!r}, 'a') as fh: fh.write({name!r} + '\\n')\n"
+        )
+        return [sys.executable, "-c", prelude + scripts.get(name, "pass")]
+
+    return command
+
+
+def ran(marks: Path) -> list[str]:
+    path = marks / "ran"
+    return path.read_text().split() if path.exists() else []
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", runner_max_parallel=2)
+
+
+def quiet() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def record(settings: Settings, run_id: str) -> runs_store.RunRecord:
+    loaded = runs_store.load(settings.runs_dir / run_id / "run.json")
+    assert loaded is not None
+    return loaded
+
+
+def states(rec: runs_store.RunRecord) -> dict[str, str]:
+    return {s.name: s.state for s in rec.stages}
+
+
+def test_success_runs_everything_in_order_then_the_triggered_child(
+    settings: Settings, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    ok = run_pipeline(
+        settings, "p", DAY, catalog=catalog(), command=fake({}, marks), console=quiet()
+    )
+    assert ok
+    order = ran(marks)
+    assert (
+        order.index("a")
+        < order.index("b")
+        < order.index("d")
+        < order.index("notify")
+        < order.index("x")
+    )
+    parent = record(settings, "p-20250314")
+    assert parent.status == "Succeeded"
+    assert parent.triggered == ["child-20250314"]
+    assert record(settings, "child-20250314").triggered_by == "p-20250314"
+    assert (settings.runs_dir / "p-20250314" / "a.log").exists()
+
+
+def test_failure_stops_dependants_not_independent_branches_and_notify_gets_outcome(
+    settings: Settings, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    scripts = {
+        "a": "print('error: bronze file x.parquet row 3: null key', file=sys.stderr); sys.exit(1)",
+        "notify": f"pathlib.Path({str(marks / 'env.json')!r}).write_text(json.dumps({{k: v for k, v in os.environ.items() if k.startswith('SMEPULSE_')}}))",
+    }
+    ok = run_pipeline(
+        settings, "p", DAY, catalog=catalog(), command=fake(scripts, marks), console=quiet()
+    )
+    assert not ok
+    assert sorted(ran(marks)) == ["a", "c", "notify"]  # b, d blocked; no child started
+    rec = record(settings, "p-20250314")
+    assert rec.status == "Failed" and rec.failed_stage == "a"
+    assert rec.failure_message == "bronze file x.parquet row 3: null key"
+    assert states(rec) == {
+        "a": "failed", "b": "upstream-failed", "c": "succeeded", "d": "upstream-failed",
+        "go": "upstream-failed", "notify": "succeeded",
+    }  # fmt: skip
+    env = json.loads((marks / "env.json").read_text())
+    assert env["SMEPULSE_RUN_OUTCOME"] == "Failed"
+    assert env["SMEPULSE_FAILED_STAGE"] == "a"
+    assert env["SMEPULSE_FAILURE_MESSAGE"] == "bronze file x.parquet row 3: null key"
+    assert env["SMEPULSE_RUN_ID"] == "p-20250314" and env["SMEPULSE_LOGICAL_DATE"] == "2025-03-14"
+    assert env["SMEPULSE_HOME"] == str(settings.home.resolve())  # settings passed explicitly
+
+
+def test_retries_until_success_with_one_log_per_attempt(settings: Settings, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    counter = marks / "c.count"
+    flaky = (
+        f"p = pathlib.Path({str(counter)!r}); n = int(p.read_text()) if p.exists() else 0\n"
+        "p.write_text(str(n + 1)); sys.exit(0 if n >= 2 else 3)"
+    )
+    ok = run_pipeline(
+        settings,
+        "p",
+        DAY,
+        catalog=catalog(retries=2),
+        command=fake({"c": flaky}, marks),
+        console=quiet(),
+        follow_triggers=False,
+    )
+    assert ok
+    rec = record(settings, "p-20250314")
+    c = rec.stage("c")
+    assert c.attempts == 3 and c.state == "succeeded"
+    assert [Path(p).name for p in c.logs] == ["c.log", "c.2.log", "c.3.log"]
+    assert rec.stage("go").state == "skipped"  # follow_triggers=False
+
+
+def test_retries_exhausted_fail_the_stage(settings: Settings, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    ok = run_pipeline(
+        settings,
+        "p",
+        DAY,
+        catalog=catalog(retries=1),
+        command=fake({"d": "sys.exit(2)"}, marks),
+        console=quiet(),
+    )
+    assert not ok
+    rec = record(settings, "p-20250314")
+    assert rec.stage("d").attempts == 2 and rec.stage("d").state == "failed"
+    assert ran(marks).count("d") == 2
+
+
+def test_timeout_kills_the_whole_process_group(settings: Settings, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    pidfile = marks / "grandchild.pid"
+    sleeper = (
+        "import subprocess\n"
+        "child = subprocess.Popen(['sleep', '60'])\n"
+        f"pathlib.Path({str(pidfile)!r}).write_text(str(child.pid))\n"
+        "time.sleep(60)"
+    )
+    started = time.monotonic()
+    ok = run_pipeline(
+        settings,
+        "p",
+        DAY,
+        catalog=catalog(timeout=2),
+        command=fake({"a": sleeper}, marks),
+        console=quiet(),
+    )
+    assert not ok
+    assert time.monotonic() - started < 20
+    rec = record(settings, "p-20250314")
+    assert rec.status == "TimedOut" and rec.stage("a").state == "timed-out"
+    grandchild = int(pidfile.read_text())
+    assert not alive(grandchild)
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` runs (a zombie waiting for a reaper that is not ours counts as dead)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        if state in {"Z", "X"}:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_independent_stages_run_in_parallel_within_the_bound(
+    settings: Settings, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    slow = {"a": "time.sleep(1.5)", "c": "time.sleep(1.5)"}
+    run_pipeline(
+        settings,
+        "p",
+        DAY,
+        catalog=catalog(),
+        command=fake(slow, marks),
+        console=quiet(),
+        follow_triggers=False,
+    )
+    rec = record(settings, "p-20250314")
+    a, c = rec.stage("a"), rec.stage("c")
+    assert a.started_at and c.started_at and a.finished_at and c.finished_at
+    assert c.started_at < a.finished_at and a.started_at < c.finished_at  # overlapped
+
+    serial = settings.model_copy(update={"runner_max_parallel": 1})
+    run_pipeline(
+        serial,
+        "p",
+        DAY,
+        catalog=catalog(),
+        command=fake(slow, marks),
+        console=quiet(),
+        follow_triggers=False,
+    )
+    rec = record(settings, "p-20250314-2")
+    a, c = rec.stage("a"), rec.stage("c")
+    assert a.finished_at and c.started_at and a.finished_at <= c.started_at
+
+
+def test_from_stage_resumes_downstream_only_with_a_new_run_id(
+    settings: Settings, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    assert not run_pipeline(
+        settings,
+        "p",
+        DAY,
+        catalog=catalog(),
+        command=fake({"b": "sys.exit(1)"}, marks),
+        console=quiet(),
+    )
+    (marks / "ran").unlink()
+    ok = run_pipeline(
+        settings,
+        "p",
+        DAY,
+        from_stage="b",
+        catalog=catalog(),
+        command=fake({}, marks),
+        console=quiet(),
+        follow_triggers=False,
+    )
+    assert ok
+    assert sorted(ran(marks)) == ["b", "d", "notify"]
+    rec = record(settings, "p-20250314-2")
+    assert rec.from_stage == "b" and rec.stage("a").state == "not-selected"
+
+
+def test_skipped_stage_is_recorded_with_its_reason(settings: Settings, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    ok = run_pipeline(
+        settings,
+        "p",
+        DAY,
+        only=["c"],
+        catalog=catalog(),
+        command=fake({"c": "print('skipped: nothing configured')"}, marks),
+        console=quiet(),
+    )
+    assert ok
+    c = record(settings, "p-20250314").stage("c")
+    assert c.state == "skipped" and c.message == "nothing configured"
+
+
+def test_backfill_is_resumable(settings: Settings, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    fail_15 = {"a": "sys.exit(1 if os.environ['SMEPULSE_LOGICAL_DATE'] == '2025-03-15' else 0)"}
+    last = DAY + dt.timedelta(days=2)
+
+    def p_runs() -> list[str]:
+        return sorted(r.run_id for r in runs_store.history(settings.runs_dir) if r.pipeline == "p")
+
+    assert not backfill(
+        settings, "p", DAY, last, catalog=catalog(), command=fake(fail_15, marks), console=quiet()
+    )
+    assert p_runs() == ["p-20250314", "p-20250315"]  # stopped at the failed date
+    assert backfill(
+        settings, "p", DAY, last, catalog=catalog(), command=fake({}, marks), console=quiet()
+    )
+    assert p_runs() == ["p-20250314", "p-20250315", "p-20250315-2", "p-20250316"]  # 14th not re-run
+    assert ran(marks).count("x") == 3  # each successful date triggered its child once
+
+
+def test_unknown_names_are_configuration_errors(settings: Settings) -> None:
+    from smepulse.jobs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown pipeline 'nope'"):
+        run_pipeline(settings, "nope", DAY, catalog=catalog(), console=quiet())
+    with pytest.raises(ConfigError, match="no stage 'zz'"):
+        run_pipeline(settings, "p", DAY, from_stage="zz", catalog=catalog(), console=quiet())
+
+
+def test_history_lists_runs(settings: Settings, tmp_path: Path) -> None:
+    run_pipeline(
+        settings,
+        "p",
+        DAY,
+        only=["a"],
+        catalog=catalog(),
+        command=fake({}, tmp_path / "m"),
+        console=quiet(),
+    )
+    out = Console(record=True, width=200)
+    print_history(settings, 10, console=out)
+    text = out.export_text()
+    assert "p-20250314" in text and "Succeeded" in text
