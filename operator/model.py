@@ -1,0 +1,233 @@
+"""The PipelineRun resource as the operator sees it: names, labels, the typed spec, and the
+compact view of a stage Job. Pure: no API calls.
+
+The CRD (``charts/smepulse/files/crds/pipelineruns.smepulse.io.yaml``) already rejects bad specs
+at admission; :func:`parse_spec` validates again so that a resource written while an older
+CRD was installed fails with a readable ``InvalidSpec`` instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+GROUP = "smepulse.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "PipelineRun"
+PLURAL = "pipelineruns"
+
+LABEL_RUN = "smepulse.io/run"
+LABEL_PIPELINE = "smepulse.io/pipeline"
+LABEL_STAGE = "smepulse.io/stage"
+LABEL_ATTEMPT = "smepulse.io/attempt"
+LABEL_TRIGGERED_BY = "smepulse.io/triggered-by"
+ANNOTATION_LOGICAL_DATE = "smepulse.io/logical-date"
+FINALIZER = "smepulse.io/operator"
+MANAGER = "smepulse-operator"
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
+TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
+ConcurrencyPolicy = Literal["Allow", "Forbid", "Replace", "Queue"]
+
+
+class InvalidSpec(Exception):
+    """The run's spec can never work (unknown pipeline or stage, bad field): fail the run."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class RetriesSpec(_Spec):
+    limit: int = Field(ge=0, le=10)
+    backoff_seconds: int = Field(0, ge=0, le=3600, alias="backoffSeconds")
+
+
+class ResourcesSpec(_Spec):
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+
+
+class RunSpec(_Spec):
+    """``PipelineRun.spec``; field names follow the resource (camelCase aliases)."""
+
+    pipeline: str
+    logical_date: dt.date | None = Field(None, alias="logicalDate")
+    params: dict[str, str] = Field(default_factory=dict)
+    stages: tuple[str, ...] | None = None
+    from_stage: str | None = Field(None, alias="fromStage")
+    retries: RetriesSpec | None = None
+    timeout_seconds: int | None = Field(None, gt=0, alias="timeoutSeconds")
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, alias="ttlSecondsAfterFinished")
+    suspend: bool = False
+    cancel: bool = False
+    concurrency_policy: ConcurrencyPolicy = Field("Allow", alias="concurrencyPolicy")
+    image: str | None = None
+    resources: ResourcesSpec | None = None
+
+
+def parse_spec(spec: Mapping[str, Any], where: str) -> RunSpec:
+    """Typed spec, or :class:`InvalidSpec` naming the resource and the fields at fault."""
+    raw = dict(spec)
+    # Quantities may arrive as integers (x-kubernetes-int-or-string): make them strings.
+    res = raw.get("resources")
+    if isinstance(res, Mapping):
+        raw["resources"] = {
+            k: {n: str(v) for n, v in (res.get(k) or {}).items()} for k in ("requests", "limits")
+        }
+    try:
+        return RunSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidSpec(f"{where}: {problems}") from None
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Identity of one PipelineRun (what owner references and events need)."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    created: dt.datetime
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> RunRef:
+        meta = body["metadata"]
+        return cls(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta["uid"],
+            generation=int(meta.get("generation") or 1),
+            created=parse_time(meta.get("creationTimestamp")) or utcnow(),
+        )
+
+
+@dataclass(frozen=True)
+class Note:
+    """A Kubernetes Event to post on the run."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+JobState = Literal["active", "succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One stage Job reduced to what planning needs (never the whole object)."""
+
+    name: str
+    stage: str
+    attempt: int
+    state: JobState
+    started: dt.datetime | None
+    finished: dt.datetime | None
+    message: str
+    deleting: bool = False
+
+
+def job_view(job: Mapping[str, Any]) -> JobView | None:
+    """Read a Job dict (API JSON); None when it lacks our stage/attempt labels."""
+    meta = job.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    try:
+        stage, attempt = labels[LABEL_STAGE], int(labels[LABEL_ATTEMPT])
+    except (KeyError, ValueError):
+        return None
+    status = job.get("status") or {}
+    state: JobState = "active"
+    finished: dt.datetime | None = None
+    message = ""
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        # SuccessCriteriaMet / FailureTarget come first (1.31+): the outcome is already decided.
+        if cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+            state = "succeeded"
+        elif cond.get("type") in ("Failed", "FailureTarget"):
+            state = "failed"
+            message = _failure_message(cond)
+        else:
+            continue
+        finished = parse_time(cond.get("lastTransitionTime")) or finished
+    if state == "succeeded":
+        finished = parse_time(status.get("completionTime")) or finished
+    return JobView(
+        name=meta.get("name", ""),
+        stage=stage,
+        attempt=attempt,
+        state=state,
+        started=parse_time(status.get("startTime")) or parse_time(meta.get("creationTimestamp")),
+        finished=finished,
+        message=message,
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+def _failure_message(cond: Mapping[str, Any]) -> str:
+    reason = cond.get("reason") or "Failed"
+    if reason == "DeadlineExceeded":
+        return "timed out (activeDeadlineSeconds exceeded)"
+    if reason in ("BackoffLimitExceeded", "PodFailurePolicy"):
+        return "the stage's container exited with an error"
+    return f"{reason}: {cond.get('message') or ''}".strip(": ")
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """RFC 3339 (as the API writes it) to an aware datetime; None for missing/garbage."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def format_time(value: dt.datetime) -> str:
+    """RFC 3339 in UTC with second precision, as Kubernetes writes timestamps."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def run_name(pipeline: str, logical_date: dt.date) -> str:
+    """Deterministic run name (DESIGN.md "Naming runs"): ``<pipeline>-<YYYYMMDD>``."""
+    return f"{pipeline}-{logical_date:%Y%m%d}"
+
+
+child_run_name = run_name
+
+
+def job_name(run: str, stage: str, attempt: int) -> str:
+    """``<run>-<stage>`` for the first attempt, ``<run>-<stage>-<n>`` after; at most 63 chars.
+
+    Job names become the ``job-name`` label of their Pods, and label values stop at 63
+    characters: longer names keep a readable prefix and end in a hash of the full name, so
+    they stay deterministic and distinct.
+    """
+    full = f"{run}-{stage}" if attempt <= 1 else f"{run}-{stage}-{attempt}"
+    return dns_label(full)
+
+
+def dns_label(full: str, limit: int = 63) -> str:
+    """``full`` if it fits, else ``<prefix>-<10 hex of sha256(full)>`` (deterministic)."""
+    if len(full) <= limit:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:10]
+    return f"{full[: limit - 11].rstrip('-.')}-{digest}"
