@@ -1,5 +1,4 @@
-"""Shared test configuration: the Kubernetes control-plane fixtures come from tests/kube."""
+"""Shared test configuration: real-service fixtures (tests/services) and the Kubernetes
+control plane (tests/kube)."""
 
-import importlib.util
-
-pytest_plugins = ["tests.kube.fixtures"] if importlib.util.find_spec("tests.kube.fixtures") else []
+pytest_plugins = ["tests.services.fixtures", "tests.kube.fixtures"]
