@@ -252,7 +252,7 @@ def trino(workdir: Path, postgres_dsn: str, lake_root: Path) -> Iterator[TrinoSe
         "connector.name=hive\nhive.metastore=file\nhive.metastore.catalog.dir=local:///_metastore\n"
         "hive.non-managed-table-writes-enabled=true\n" + local
     )
-    user, _, rest = postgres_dsn.removeprefix("postgresql://").partition("@")
+    user = postgres_dsn.removeprefix("postgresql://").partition("@")[0]
     (etc / "catalog/lakehouse.properties").write_text(
         "connector.name=iceberg\niceberg.catalog.type=jdbc\niceberg.jdbc-catalog.catalog-name=lakehouse\n"
         "iceberg.jdbc-catalog.driver-class=org.postgresql.Driver\n"
