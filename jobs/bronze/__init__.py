@@ -1,0 +1,2 @@
+"""Bronze: the documented input contract, its object store, the synthetic generator and the
+``validate-bronze`` stage."""
