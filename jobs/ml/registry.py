@@ -1,0 +1,210 @@
+"""The model registry behind a small interface: MLflow tracking + registry.
+
+Tracking URI from settings (``sqlite:///<home>/mlflow.db`` embedded, the MLflow server in the
+cluster); new experiments get their artifact location under ``settings.artifact_uri`` (a local
+folder or S3). The serving alias is ``champion``; only ``validate-models`` moves it.
+
+On the embedded stack uc09-train and uc10-train run in parallel against one SQLite file; SQLite
+(and MLflow's schema migration on a fresh file) does not like concurrent writers, so MLflow
+work takes turns through an advisory lock beside the database, like DuckDB's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smepulse.jobs.errors import StageError
+from smepulse.jobs.settings import Settings
+from smepulse.jobs.warehouse import duckdb_lock
+
+log = logging.getLogger(__name__)
+UC09_MODEL = "smepulse-uc09-cashflow"
+UC10_MODEL = "smepulse-uc10-anomaly"
+CHAMPION = "champion"
+_USE_CASE = {UC09_MODEL: "UC09", UC10_MODEL: "UC10"}
+
+
+@contextlib.contextmanager
+def tracking(settings: Settings) -> Iterator[Any]:
+    """An ``MlflowClient`` for the configured store, holding the SQLite lock if there is one."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = settings.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        with duckdb_lock(
+            db, exclusive=True, timeout=settings.duckdb_lock_timeout_seconds, holder="mlflow"
+        ):
+            yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+    else:
+        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(client: Any, settings: Settings, use_case: str) -> str:
+    """The id of ``<prefix>-<use_case>``, created with an artifact location under settings."""
+    name = f"{settings.mlflow_experiment_prefix}-{use_case}"
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = f"{settings.artifact_uri.rstrip('/')}/{name}"
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One registered model version and the run that produced it."""
+
+    name: str
+    version: str
+    run_id: str
+    tags: dict[str, str]
+
+    @property
+    def logical_date(self) -> str:
+        return self.tags.get("logical_date", "")
+
+
+def log_and_register(
+    settings: Settings,
+    *,
+    model_name: str,
+    use_case: str,
+    python_model: Any,
+    save: Any,
+    input_example: Any,
+    output_example: Any,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    documents: dict[str, Any],
+) -> RegisteredVersion:
+    """Log one training run (params, metrics, JSON documents, the pyfunc model with signature
+    and input example) and register its model as a new version of ``model_name``.
+
+    ``save(path)`` writes the fitted model folder that becomes the pyfunc's ``model`` artifact.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from smepulse.jobs.ml.pyfunc import ARTIFACT_KEY
+
+    with tracking(settings) as client, tempfile.TemporaryDirectory(prefix="smepulse-model-") as tmp:
+        model_dir = Path(tmp) / "model"
+        save(model_dir)
+        exp = experiment_id(client, settings, use_case)
+        with mlflow.start_run(
+            experiment_id=exp, run_name=f"{use_case}-{tags.get('logical_date', '')}"
+        ) as run:
+            mlflow.set_tags(tags)
+            mlflow.log_params(params)
+            mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # drop NaN
+            for file_name, doc in documents.items():
+                mlflow.log_dict(doc, file_name)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=python_model,
+                artifacts={ARTIFACT_KEY: str(model_dir)},
+                signature=infer_signature(input_example, output_example),
+                input_example=input_example,
+                registered_model_name=model_name,
+                pip_requirements=_requirements(),
+            )
+            version = str(info.registered_model_version)
+            for key, value in tags.items():
+                client.set_model_version_tag(model_name, version, key, value)
+        log.info("registered %s version %s (run %s)", model_name, version, run.info.run_id)
+        return RegisteredVersion(model_name, version, run.info.run_id, dict(tags))
+
+
+def _requirements() -> list[str]:
+    # Explicit, so MLflow does not spawn a subprocess to infer them on every training run.
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for dist in (
+        "smepulse",
+        "mlflow",
+        "pandas",
+        "numpy",
+        "scikit-learn",
+        "prophet",
+        "statsforecast",
+    ):
+        with contextlib.suppress(PackageNotFoundError):
+            out.append(f"{dist}=={version(dist)}")
+    return out
+
+
+def _version(client: Any, mv: Any) -> RegisteredVersion:
+    return RegisteredVersion(mv.name, str(mv.version), str(mv.run_id), dict(mv.tags or {}))
+
+
+def champion(client: Any, model_name: str) -> RegisteredVersion | None:
+    """The version behind the ``champion`` alias, or None (no alias, or no such model)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _version(client, client.get_model_version_by_alias(model_name, CHAMPION))
+    except MlflowException:
+        return None
+
+
+def latest(client: Any, model_name: str) -> RegisteredVersion | None:
+    """The newest registered version of ``model_name``, or None."""
+    versions = client.search_model_versions(f"name = '{model_name}'")
+    if not versions:
+        return None
+    return _version(client, max(versions, key=lambda mv: int(mv.version)))
+
+
+def promote(client: Any, model_name: str, version: str, reason: str) -> None:
+    """Point ``champion`` at ``version`` and record why on the version."""
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    client.set_model_version_tag(
+        model_name, version, "promoted_at", dt.datetime.now(dt.UTC).isoformat()
+    )
+    client.set_model_version_tag(model_name, version, "validation", reason)
+
+
+def reject(client: Any, model_name: str, version: str, reason: str) -> None:
+    client.set_model_version_tag(model_name, version, "validation", reason)
+
+
+def run_metrics(client: Any, run_id: str) -> dict[str, float]:
+    return dict(client.get_run(run_id).data.metrics)
+
+
+def load_run_document(client: Any, run_id: str, file_name: str) -> Any:
+    """A JSON document logged with ``log_and_register(documents=...)``."""
+    with tempfile.TemporaryDirectory(prefix="smepulse-doc-") as tmp:
+        local = client.download_artifacts(run_id, file_name, tmp)
+        return json.loads(Path(local).read_text())
+
+
+def load_champion(settings: Settings, model_name: str) -> tuple[Any, RegisteredVersion]:
+    """The champion's unwrapped pyfunc (``.model`` is the typed model) and its version.
+
+    Raises :class:`StageError` with one actionable line when there is no champion.
+    """
+    import mlflow.pyfunc
+
+    with tracking(settings) as client:
+        current = champion(client, model_name)
+        if current is None:
+            raise StageError(
+                f"no champion model for {_USE_CASE.get(model_name, model_name)}: "
+                "run the ml-training pipeline first"
+            )
+        loaded = mlflow.pyfunc.load_model(f"models:/{model_name}@{CHAMPION}")
+    return loaded.unwrap_python_model(), current
