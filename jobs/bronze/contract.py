@@ -78,7 +78,8 @@ class TableContract:
     ``key`` is unique and never null within one ingest date; across ingest dates the same key
     may repeat and the row with the newest ``updated_at`` wins (tables without ``updated_at``
     hold immutable rows). ``ordered`` lists ``(earlier, later)`` column pairs with
-    ``earlier <= later`` on every row where both are set.
+    ``earlier <= later`` on every row where both are set. ``may_be_future`` names date
+    columns exempt from the "not after the logical date" rule (a due date may lie ahead).
     """
 
     name: str
@@ -89,6 +90,7 @@ class TableContract:
     enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     non_negative: tuple[str, ...] = ()
     ordered: tuple[tuple[str, str], ...] = ()
+    may_be_future: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
     @property
@@ -107,8 +109,12 @@ class TableContract:
 
     @property
     def date_columns(self) -> tuple[str, ...]:
-        """``*_date`` and ``*_at`` columns: none may lie after the run's logical date."""
-        return tuple(c.name for c in self.columns if c.type in (DATE, TIMESTAMP))
+        """``*_date`` and ``*_at`` columns that may not lie after the run's logical date."""
+        return tuple(
+            c.name
+            for c in self.columns
+            if c.type in (DATE, TIMESTAMP) and c.name not in self.may_be_future
+        )
 
 
 def _c(name: str, type_: pa.DataType, description: str, nullable: bool = False) -> Column:
@@ -196,6 +202,7 @@ TABLES: Mapping[str, TableContract] = MappingProxyType(
                 enums={"channel": CHANNELS, "status": DOCUMENT_STATUSES},
                 non_negative=("total_amount_vnd", "vat_amount_vnd"),
                 ordered=(("issue_date", "due_date"),),
+                may_be_future=("due_date",),
                 notes=(
                     "total_amount_vnd = sum(ar_invoice_lines.line_amount_vnd) + vat_amount_vnd.",
                     "status: paid when payments sum to the total, partially_paid when some but "
@@ -265,6 +272,7 @@ TABLES: Mapping[str, TableContract] = MappingProxyType(
                 enums={"status": DOCUMENT_STATUSES},
                 non_negative=("total_amount_vnd",),
                 ordered=(("issue_date", "due_date"),),
+                may_be_future=("due_date",),
             ),
             TableContract(
                 "ap_payments",

@@ -134,7 +134,9 @@ class LocalStore:
         return files
 
     def read_file(self, uri: str) -> pa.Table:
-        return pq.read_table(uri)
+        # ParquetFile, not read_table: no hive-partition discovery adding an ingest_date column.
+        with pq.ParquetFile(uri) as handle:
+            return handle.read()
 
     def tables(self) -> list[str]:
         if not self._root.is_dir():
@@ -202,7 +204,8 @@ class S3Store:
     def read_file(self, uri: str) -> pa.Table:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         body = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        return pq.read_table(pa.BufferReader(body))
+        with pq.ParquetFile(pa.BufferReader(body)) as handle:
+            return handle.read()
 
     def tables(self) -> list[str]:
         prefix = self._key() + "/" if self._prefix else ""
