@@ -344,7 +344,7 @@ class _Planner:
         if self.spec.retries is None:
             return st.retries
         return RetryPolicy(
-            limit=self.spec.retries.limit, backoffSeconds=self.spec.retries.backoff_seconds
+            limit=self.spec.retries.limit, backoff_seconds=self.spec.retries.backoff_seconds
         )
 
     def _observe(self, st: Stage, policy: RetryPolicy) -> tuple[StageRecord, dt.datetime | None]:

@@ -1,0 +1,82 @@
+"""The operator process: every kopf setting in one startup handler, and ``run_operator``.
+
+``smepulse operator`` calls :func:`run_operator`; tests run the same handlers in-process with
+``kopf.testing.KopfRunner(["run", "--standalone", "-m", "smepulse.operator.handlers", ...])``,
+where the settings are read from the environment by the startup handler instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import kopf
+
+from smepulse.jobs.settings import Settings
+from smepulse.operator.model import FINALIZER, GROUP
+from smepulse.operator.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """All kopf settings, and the typed settings + runtime built once into ``memo``."""
+    from smepulse.operator.health import start_servers
+
+    ours: Settings = memo.get("settings") or Settings.load()
+    memo.settings = ours
+    settings.persistence.finalizer = FINALIZER
+    # Annotations, not status: the structural schema would prune an undeclared status.kopf.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # A watch can go silent without a TCP error: the server ends it after server_timeout and
+    # the client gives up a little later, so kopf re-lists and re-watches.
+    settings.watching.server_timeout = int(ours.operator_watch_timeout_seconds)
+    settings.watching.client_timeout = int(ours.operator_watch_timeout_seconds) + 30
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    # Only the Events the operator posts on purpose (run/stage news), not every log line.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "smepulse-operator"
+    # One replica (Deployment strategy Recreate); no peering objects, no cluster-wide scans.
+    settings.peering.standalone = True
+    settings.scanning.disabled = True
+    settings.background.cancellation_polling = 1
+    runtime = Runtime(ours)
+    memo.runtime = runtime
+    memo.servers = await start_servers(runtime)
+    runtime.ready = True
+    log.info(
+        "operator ready: metrics on :%d, probes on :%d, resync every %.0fs",
+        ours.operator_metrics_port,
+        ours.operator_health_port,
+        ours.operator_reconcile_interval_seconds,
+    )
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    from smepulse.operator.health import stop_servers
+
+    if "runtime" in memo:
+        memo.runtime.ready = False
+        await stop_servers(memo.get("servers") or [])
+        memo.runtime.close()
+
+
+def run_operator(
+    settings: Settings, namespaces: Sequence[str] = (), standalone: bool = True
+) -> None:
+    """Run until SIGTERM/SIGINT. No namespaces = every namespace (needs a ClusterRole)."""
+    import smepulse.operator.handlers  # noqa: F401  (registers the handlers)
+
+    kopf.run(
+        standalone=standalone,
+        namespaces=list(namespaces),
+        clusterwide=not namespaces,
+        memo=kopf.Memo(settings=settings),
+    )
