@@ -1,0 +1,241 @@
+{{/* ---------------------------------------------------------------------------------------
+Names and labels
+--------------------------------------------------------------------------------------- */}}
+
+{{/* Chart name, overridable; 63 characters is the limit of a DNS label. */}}
+{{- define "smepulse.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Prefix of every object name: release name, plus the chart name unless already in it. */}}
+{{- define "smepulse.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* <fullname>-<suffix>, trimmed to a DNS label. Usage: include "smepulse.componentName" (list $ "operator") */}}
+{{- define "smepulse.componentName" -}}
+{{- $ctx := index . 0 -}}
+{{- printf "%s-%s" (include "smepulse.fullname" $ctx | trunc (int (sub 62 (len (index . 1))))) (index . 1) | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "smepulse.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of every object. */}}
+{{- define "smepulse.labels" -}}
+helm.sh/chart: {{ include "smepulse.chart" . }}
+{{ include "smepulse.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: smepulse
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "smepulse.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "smepulse.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels of one component's objects. Usage: include "smepulse.componentLabels" (list $ "operator") */}}
+{{- define "smepulse.componentLabels" -}}
+{{ include "smepulse.labels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* Selector labels of one component. Usage: include "smepulse.componentSelectorLabels" (list $ "operator") */}}
+{{- define "smepulse.componentSelectorLabels" -}}
+{{ include "smepulse.selectorLabels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+Images
+--------------------------------------------------------------------------------------- */}}
+
+{{/* The SME Pulse image: repository:tag, tag defaulting to the chart's appVersion. */}}
+{{- define "smepulse.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* A third-party image block {repository, tag}. */}}
+{{- define "smepulse.thirdPartyImage" -}}
+{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- end -}}
+
+{{- define "smepulse.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+ServiceAccounts and the stages' config
+--------------------------------------------------------------------------------------- */}}
+
+{{- define "smepulse.operator.serviceAccountName" -}}
+{{- default (include "smepulse.componentName" (list . "operator")) .Values.operator.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "smepulse.submit.serviceAccountName" -}}
+{{- default (include "smepulse.componentName" (list . "submit")) .Values.cronJobs.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "smepulse.jobs.serviceAccountName" -}}
+{{- default (include "smepulse.componentName" (list . "jobs")) .Values.jobs.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "smepulse.tests.serviceAccountName" -}}
+{{- include "smepulse.componentName" (list . "tests") -}}
+{{- end -}}
+
+{{/* ConfigMap the stage Jobs read (settings' default job_config_map is smepulse-config). */}}
+{{- define "smepulse.config.configMapName" -}}
+{{- default (include "smepulse.componentName" (list . "config")) .Values.config.configMapName -}}
+{{- end -}}
+
+{{/* Secret the stage Jobs read: the existing one, or the chart's (default smepulse-secrets). */}}
+{{- define "smepulse.config.secretName" -}}
+{{- if .Values.config.existingSecret -}}
+{{- .Values.config.existingSecret -}}
+{{- else -}}
+{{- default (include "smepulse.componentName" (list . "secrets")) .Values.config.secretName -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+Generated credentials
+
+smepulse.secretValue returns one credential, identical everywhere in a render:
+  1. the value given in values, if any;
+  2. else the value already stored in the live Secret (lookup), so `helm upgrade` keeps it;
+  3. else a new random one.
+The result is memoised in .Values (one map shared by all templates of the chart), so that,
+e.g., MinIO's root password and the copy in the stages' Secret agree within one render.
+`lookup` needs a live cluster: `helm template`, `--dry-run=client` and Argo CD render without
+one and would generate a new value each time; use the `existingSecret` values there.
+Usage: include "smepulse.secretValue" (dict "ctx" $ "secret" NAME "key" KEY "value" GIVEN)
+--------------------------------------------------------------------------------------- */}}
+{{- define "smepulse.secretValue" -}}
+{{- $ctx := .ctx -}}
+{{- if not (hasKey $ctx.Values "__smepulseGenerated") -}}
+{{- $_ := set $ctx.Values "__smepulseGenerated" dict -}}
+{{- end -}}
+{{- $memo := get $ctx.Values "__smepulseGenerated" -}}
+{{- $memoKey := printf "%s/%s" .secret .key -}}
+{{- if not (hasKey $memo $memoKey) -}}
+{{- $value := .value -}}
+{{- if not $value -}}
+{{- $live := lookup "v1" "Secret" $ctx.Release.Namespace .secret -}}
+{{- $data := get ($live | default dict) "data" | default dict -}}
+{{- if hasKey $data .key -}}
+{{- $value = index $data .key | b64dec -}}
+{{- else -}}
+{{- $value = randAlphaNum 32 -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $memo $memoKey $value -}}
+{{- end -}}
+{{- get $memo $memoKey -}}
+{{- end -}}
+
+{{- define "smepulse.minio.secretName" -}}
+{{- default (include "smepulse.componentName" (list . "minio")) .Values.minio.auth.existingSecret -}}
+{{- end -}}
+
+{{- define "smepulse.minio.rootPassword" -}}
+{{- include "smepulse.secretValue" (dict "ctx" . "secret" (include "smepulse.componentName" (list . "minio")) "key" "root-password" "value" .Values.minio.auth.rootPassword) -}}
+{{- end -}}
+
+{{- define "smepulse.postgresql.secretName" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- default (include "smepulse.componentName" (list . "postgresql")) .Values.postgresql.auth.existingSecret -}}
+{{- else -}}
+{{- required "postgresql.external.existingSecret is required when postgresql.enabled is false and MLflow, Trino or Metabase is enabled" .Values.postgresql.external.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "smepulse.postgresql.passwordKey" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- if .Values.postgresql.auth.existingSecret }}{{ .Values.postgresql.auth.existingSecretPasswordKey }}{{ else }}password{{ end -}}
+{{- else -}}
+{{- .Values.postgresql.external.existingSecretPasswordKey -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "smepulse.postgresql.host" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- include "smepulse.componentName" (list . "postgresql") -}}
+{{- else -}}
+{{- required "postgresql.external.host is required when postgresql.enabled is false and MLflow, Trino or Metabase is enabled" .Values.postgresql.external.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "smepulse.postgresql.port" -}}
+{{- if .Values.postgresql.enabled }}5432{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
+{{- end -}}
+
+{{- define "smepulse.postgresql.username" -}}
+{{- if .Values.postgresql.enabled }}{{ .Values.postgresql.auth.username }}{{ else }}{{ .Values.postgresql.external.username }}{{ end -}}
+{{- end -}}
+
+{{- define "smepulse.redis.secretName" -}}
+{{- default (include "smepulse.componentName" (list . "redis")) .Values.redis.auth.existingSecret -}}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+Endpoints the stages use (chart service or the external one)
+--------------------------------------------------------------------------------------- */}}
+
+{{- define "smepulse.s3.endpointUrl" -}}
+{{- if .Values.minio.enabled -}}
+{{- printf "http://%s.%s.svc:9000" (include "smepulse.componentName" (list . "minio")) .Release.Namespace -}}
+{{- else -}}
+{{- .Values.minio.external.endpointUrl -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "smepulse.trino.host" -}}
+{{- if .Values.trino.enabled -}}
+{{- printf "%s.%s.svc" (include "smepulse.componentName" (list . "trino")) .Release.Namespace -}}
+{{- else -}}
+{{- .Values.trino.external.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "smepulse.mlflow.trackingUri" -}}
+{{- if .Values.mlflow.enabled -}}
+{{- printf "http://%s.%s.svc:5000" (include "smepulse.componentName" (list . "mlflow")) .Release.Namespace -}}
+{{- else -}}
+{{- .Values.mlflow.external.trackingUri -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "smepulse.metabase.url" -}}
+{{- if .Values.metabase.enabled -}}
+{{- printf "http://%s.%s.svc:3000" (include "smepulse.componentName" (list . "metabase")) .Release.Namespace -}}
+{{- else -}}
+{{- .Values.metabase.external.url -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod-level settings shared by the SME Pulse Pods: pull secrets and security context. */}}
+{{- define "smepulse.podDefaults" -}}
+{{- include "smepulse.imagePullSecrets" . }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end -}}
