@@ -45,7 +45,10 @@ def instalments(
     group_sum = np.add.reduceat(share, starts[k > 0])
     share_sum = np.zeros(n_docs)
     share_sum[k > 0] = group_sum
-    amount = (np.floor(target[doc] * share / share_sum[doc] / 1000) * 1000).astype(np.int64)
+    raw = target[doc] * share / share_sum[doc]
+    # People pay part-payments in round sums: whole millions, hundred-thousands, thousands.
+    unit = np.where(raw >= 1e7, 1_000_000, np.where(raw >= 1e6, 100_000, 1000))
+    amount = (np.floor(raw / unit) * unit).astype(np.int64)
     last = no == k[doc] - 1
     paid_before = np.zeros(n_docs, dtype=np.int64)
     np.add.at(paid_before, doc[~last], amount[~last])

@@ -19,6 +19,24 @@ import pyarrow.compute as pc
 from smepulse.jobs.bronze.contract import TableContract
 
 MAX_LISTED = 20
+
+#: Every rule validate-bronze reports, with what it means (rendered into the contract doc).
+RULES: dict[str, str] = {
+    "missing_table": "a contract table has no file on or before the logical date",
+    "unreadable_file": "the file is not readable Parquet (truncated, corrupt, not Parquet)",
+    "missing_column": "a contract column is absent",
+    "extra_column": "a column not in the contract is present",
+    "wrong_type": "a column's type differs from the contract's",
+    "null_key": "a key column is null",
+    "null_value": "a non-nullable column is null",
+    "duplicate_key": "a key appears more than once within one ingest date",
+    "orphan_foreign_key": "a foreign key has no parent row in any ingest date",
+    "negative_value": "a money, quantity, rate or days column is negative",
+    "due_before_issue": "due_date is before issue_date",
+    "date_order": "updated_at is before created_at",
+    "future_date": "a date or timestamp lies after the logical date (due dates excepted)",
+    "bad_enum": "a value outside the accepted values",
+}
 _UTC_NAMES = {"UTC", "Etc/UTC", "+00:00", "Z", "utc"}
 
 
