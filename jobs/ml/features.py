@@ -6,19 +6,26 @@ same second. Per-group statistics are taken over the previous rows of the group 
 then a trailing window), never over the whole frame, so changing or removing later rows cannot
 change an earlier row's features (``tests/unit/ml/test_features.py`` checks exactly that).
 
-Features (columns of :data:`FEATURE_COLUMNS`):
+Features (columns of :data:`FEATURE_COLUMNS`; only *upward* amount deviations count, because
+small and partial payments are routine and flagging them floods the queue):
 
-* ``amount_log_ratio`` — log of |amount| over the counterparty's usual |amount| (median of its
-  last 30 transactions in the same direction); for a counterparty with fewer than 3 earlier
-  transactions, over the usual amount of its category instead.
-* ``amount_z`` — the same log ratio in units of that history's spread (IQR/1.349, floored so a
-  fixed-amount payee such as a landlord does not divide by zero), clipped to ±20.
-* ``category_log_ratio`` — log of |amount| over the category's usual amount (last 200).
-* ``hour`` (local business time, fractional) and ``off_hours`` (before 07:00 or from 21:00).
+* ``amount_excess`` — log of |amount| over the counterparty's usual |amount| (median of its
+  last 30 transactions in the same direction), floored at 0; for a counterparty with fewer than
+  3 earlier transactions, over the usual amount of its category instead.
+* ``amount_z`` — the same excess in units of that history's spread (IQR/1.349, floored so a
+  fixed-amount payee such as a landlord does not divide by zero), clipped to 0..20.
+* ``category_excess`` — log of |amount| over the category's usual amount (last 200), ≥ 0.
+* ``hours_outside_business`` — how far the local time lies outside 07:00–21:00 (0 inside).
 * ``round_zeros`` — trailing zeros of the amount (50,000,000 → 7).
-* ``counterparty_history`` — log(1 + earlier transactions with this counterparty);
-  ``new_counterparty`` — no earlier transaction; ``new_and_round`` — both new and ≥ 6 zeros.
-* ``near_duplicate`` — the same counterparty, direction and amount within the previous 72 h.
+* ``new_and_round`` — a counterparty never seen before paid an amount with ≥ 6 zeros.
+* ``repeat_gap`` — log(1 + hours since the same counterparty, direction and amount last
+  occurred), capped at 30 days: a duplicate booking minutes later is near 0.
+
+A first version also used two-sided amount ratios, the raw hour, a bare "new counterparty" flag
+and the history length: new customers, small partial payments and evening sales then filled the
+alert queue (average precision 0.58 instead of 0.90 on the default data set). Weekday is not
+used: weekend sales are normal for a shop. ``off_hours``, ``new_counterparty`` and
+``near_duplicate`` (same payment within 72 h) remain as context columns for :func:`explain`.
 """
 
 from __future__ import annotations
@@ -29,21 +36,19 @@ import numpy as np
 import pandas as pd
 
 FEATURE_COLUMNS: list[str] = [
-    "amount_log_ratio",
+    "amount_excess",
     "amount_z",
-    "category_log_ratio",
-    "hour",
-    "off_hours",
+    "category_excess",
+    "hours_outside_business",
     "round_zeros",
-    "counterparty_history",
-    "new_counterparty",
     "new_and_round",
-    "near_duplicate",
+    "repeat_gap",
 ]
 COUNTERPARTY_WINDOW = 30
 CATEGORY_WINDOW = 200
 MIN_HISTORY = 3
 DUPLICATE_HOURS = 72.0
+REPEAT_CAP_HOURS = 24.0 * 30
 BUSINESS_HOURS = (7, 21)  # [start, end) local time
 _MIN_SPREAD = float(np.log(1.25))  # a 25 % change is never "zero spread"
 
@@ -122,8 +127,9 @@ def build_features(
     # No history at all (the very first transactions of a category): nothing is unusual yet.
     ratio = (frame["_log"] - usual).fillna(0.0)
     frame["amount_log_ratio"] = ratio
-    frame["amount_z"] = (ratio / spread).clip(-20.0, 20.0)
-    frame["category_log_ratio"] = (frame["_log"] - cat_median).fillna(0.0)
+    frame["amount_excess"] = ratio.clip(lower=0.0)
+    frame["amount_z"] = (ratio / spread).clip(0.0, 20.0)
+    frame["category_excess"] = (frame["_log"] - cat_median).fillna(0.0).clip(lower=0.0)
     frame["usual_amount_vnd"] = np.exp(usual) - 1.0
     frame["usual_is_counterparty"] = known
 
@@ -131,6 +137,9 @@ def build_features(
     frame["hour"] = local.dt.hour + local.dt.minute / 60.0
     start, end = BUSINESS_HOURS
     frame["off_hours"] = ((local.dt.hour < start) | (local.dt.hour >= end)).astype(float)
+    frame["hours_outside_business"] = (start - frame["hour"]).clip(lower=0) + (
+        frame["hour"] - end
+    ).clip(lower=0)
     frame["round_zeros"] = _trailing_zeros(amount).astype(float)
     frame["counterparty_history"] = np.log1p(history.astype(float))
     frame["new_counterparty"] = (history == 0).astype(float)
@@ -142,9 +151,18 @@ def build_features(
     ).dt.total_seconds() / 3600
     frame["hours_since_same"] = gap_hours
     frame["near_duplicate"] = (gap_hours <= DUPLICATE_HOURS).astype(float)
+    frame["repeat_gap"] = np.log1p(gap_hours.clip(upper=REPEAT_CAP_HOURS).fillna(REPEAT_CAP_HOURS))
 
     keep = ["txn_id", "txn_at", "local_at", "amount_vnd", "counterparty", "category"]
-    context = ["usual_amount_vnd", "usual_is_counterparty", "hours_since_same"]
+    context = [
+        "amount_log_ratio",
+        "off_hours",
+        "new_counterparty",
+        "near_duplicate",
+        "usual_amount_vnd",
+        "usual_is_counterparty",
+        "hours_since_same",
+    ]
     return frame[keep + FEATURE_COLUMNS + context]
 
 
@@ -166,10 +184,12 @@ def explain(row: pd.Series) -> str:
     reasons: list[tuple[float, str]] = []
     ratio = float(np.exp(row["amount_log_ratio"]))
     whose = "this counterparty's" if row["usual_is_counterparty"] else f"{row['category']}'s"
-    if abs(row["amount_z"]) >= 3 and (ratio >= 2 or ratio <= 0.5):
-        size = f"{ratio:.0f}×" if ratio >= 2 else f"1/{1 / ratio:.0f} of"
+    if ratio >= 5 or (ratio >= 2 and row["amount_z"] >= 3):
         reasons.append(
-            (abs(row["amount_z"]), f"amount {size} {whose} usual ({_vnd(row['usual_amount_vnd'])})")
+            (
+                max(float(row["amount_z"]), ratio / 2),
+                f"amount {ratio:.0f}× {whose} usual ({_vnd(row['usual_amount_vnd'])})",
+            )
         )
     if row["off_hours"]:
         at = row["local_at"].strftime("%H:%M")

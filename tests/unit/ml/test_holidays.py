@@ -1,0 +1,34 @@
+"""Vietnamese holidays: the sourced lunar dates agree with the ``holidays`` package."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from smepulse.jobs.ml.holidays import HUNG_KINGS, TET, holiday_dates, prophet_holidays
+
+pytestmark = pytest.mark.unit
+
+
+def test_lunar_dates_match_the_holidays_package() -> None:
+    holidays = pytest.importorskip("holidays")
+    vn = holidays.country_holidays("VN", years=range(2020, 2033))
+    assert all(vn.get(day) == "Lunar New Year" for day in TET.values())
+    assert all("Hung Kings" in str(vn.get(day)) for day in HUNG_KINGS.values())
+
+
+def test_tet_2030_follows_the_vietnamese_calendar() -> None:
+    # UTC+7: the new moon of 2 Feb 2030 16:07 UTC falls on 2 Feb in Hanoi, 3 Feb in Beijing.
+    assert TET[2030] == dt.date(2030, 2, 2)
+
+
+def test_prophet_frame_and_range() -> None:
+    frame = prophet_holidays(2025, 2026)
+    assert set(frame.columns) == {"holiday", "ds", "lower_window", "upper_window"}
+    tet = frame[frame["holiday"] == "tet"]
+    assert tet["ds"].dt.date.tolist() == [dt.date(2025, 1, 29), dt.date(2026, 2, 17)]
+    assert (tet["lower_window"] < 0).all() and (tet["upper_window"] > 0).all()
+    assert len(holiday_dates(2025, 2025)) == 5
+    with pytest.raises(ValueError, match=r"extend jobs/ml/holidays\.py"):
+        holiday_dates(2019, 2020)
