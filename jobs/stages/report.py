@@ -48,7 +48,7 @@ def forecast_chart(history: pd.DataFrame | None, forecast: pd.DataFrame | None) 
     from matplotlib.ticker import FuncFormatter
 
     matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, selectable
-    fig, ax = plt.subplots(figsize=(10, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(12, 3.8), dpi=100)
     try:
         if history is not None and not history.empty:
             ax.plot(
@@ -69,7 +69,7 @@ def forecast_chart(history: pd.DataFrame | None, forecast: pd.DataFrame | None) 
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.set_ylabel("million VND per day")
         ax.grid(alpha=0.25)
-        ax.legend(loc="upper left", frameon=False, ncol=3)
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncol=3)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         fig.autofmt_xdate()
@@ -119,7 +119,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M")
+        # DuckDB DATE columns arrive as midnight timestamps: show them as dates.
+        return value.strftime("%Y-%m-%d" if value == value.normalize() else "%Y-%m-%d %H:%M")
     if hasattr(value, "is_integer") or isinstance(value, int):  # Decimal, numpy ints
         try:
             return f"{int(value):,}" if float(value).is_integer() else f"{float(value):,.2f}"

@@ -114,6 +114,11 @@ def dbt_results(folder: Path) -> list[dict[str, Any]]:
     return summaries
 
 
+def _day(value: Any) -> dt.date:
+    """A DATE cell as a date (DuckDB hands dates to pandas as midnight timestamps)."""
+    return pd.Timestamp(value).date()
+
+
 def _fmt_vnd(value: float) -> str:
     sign = "-" if value < 0 else ""
     v = abs(value)
@@ -133,7 +138,7 @@ def kpis(wh: Warehouse, g: str, day: dt.date, data: ReportData) -> list[tuple[st
             (
                 "Net revenue (7 days)",
                 _fmt_vnd(float(r["net_revenue_7d_vnd"])),
-                f"to {r['revenue_date']}",
+                f"to {_day(r['revenue_date'])}",
             )
         )
         out.append(("Net revenue (month to date)", _fmt_vnd(float(r["net_revenue_mtd_vnd"])), ""))
@@ -172,7 +177,7 @@ def kpis(wh: Warehouse, g: str, day: dt.date, data: ReportData) -> list[tuple[st
             (
                 "Net working capital",
                 _fmt_vnd(float(r["net_working_capital_vnd"])),
-                f"month of {r['month_start_date']}",
+                f"month of {_day(r['month_start_date']):%Y-%m}",
             )
         )
     return out
@@ -181,11 +186,9 @@ def kpis(wh: Warehouse, g: str, day: dt.date, data: ReportData) -> list[tuple[st
 def forecast(wh: Warehouse, g: str) -> pd.DataFrame:
     raw = wh.query(f"select * from {g}.ml_cashflow_forecast")
     date = _pick(raw, "forecast_date", "ds", "cash_date", "date", contains="date")
-    value = _pick(
-        raw, "net_vnd_forecast", "yhat", "forecast_net_vnd", "net_forecast_vnd", contains="yhat"
-    )
-    lower = _pick(raw, "yhat_lower", contains="lower")
-    upper = _pick(raw, "yhat_upper", contains="upper")
+    value = _pick(raw, "yhat_vnd", "yhat", "net_vnd_forecast", contains="yhat")
+    lower = _pick(raw, "yhat_lower_vnd", "yhat_lower", contains="lower")
+    upper = _pick(raw, "yhat_upper_vnd", "yhat_upper", contains="upper")
     if not (date and value):
         raise ValueError(f"ml_cashflow_forecast has no date/value columns: {list(raw.columns)}")
     out = pd.DataFrame({"date": pd.to_datetime(raw[date]), "value": raw[value].astype(float)})
@@ -209,7 +212,7 @@ def anomalies(wh: Warehouse, g: str) -> tuple[pd.DataFrame, int]:
     if score:
         raw = raw.sort_values(score, ascending=False)
     keep = [c for c in ("txn_id", "txn_at", "bank_account_id", "amount_vnd", "counterparty", "category",
-                        score, "severity", "reason") if c and c in raw.columns]  # fmt: skip
+                        score, "reasons", "reason") if c and c in raw.columns]  # fmt: skip
     return (raw[keep] if keep else raw).head(15).reset_index(drop=True), len(raw)
 
 
