@@ -111,7 +111,11 @@ build_kubernetes() { # -> builds into $CACHE/kubernetes-$K8S_VERSION/bin
   done
   # Keep upstream's runtime behaviour (it pins GODEBUG defaults in its go.mod).
   if grep -q '^godebug' "$gomod"; then grep '^godebug' "$gomod" >>go.mod; fi
-  go get "k8s.io/kubernetes@v$K8S_VERSION" >&2
+  # `go get` of the module alone leaves go.sum without the commands' package dependencies
+  # ("missing go.sum entry"): get the three command packages themselves.
+  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" \
+    "k8s.io/kubernetes/cmd/kube-controller-manager@v$K8S_VERSION" \
+    "k8s.io/kubernetes/cmd/kubectl@v$K8S_VERSION" >&2
   # Without these /version says v0.0.0-master and Helm's kubeVersion checks fail.
   ldf="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION"
   ldf+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR"
@@ -148,7 +152,7 @@ build_helm() {
   log "building Helm v$HELM_VERSION"
   new_module "$work" local/helmbin
   cd "$work"
-  go get "helm.sh/helm/v3@v$HELM_VERSION" >&2
+  go get "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" >&2
   # version.version makes `helm version` honest; the k8sVersion pair is the default
   # Capabilities.KubeVersion for `helm template` without --kube-version.
   ldf="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
