@@ -35,7 +35,8 @@ def newest(ds: Dataset, table: str) -> pd.DataFrame:
     key = list(contract(table).key)
     if "updated_at" in frame:
         frame = frame.sort_values("updated_at").drop_duplicates(key, keep="last")
-    return frame.reset_index(drop=True)
+    out: pd.DataFrame = frame.reset_index(drop=True)
+    return out
 
 
 def test_same_seed_gives_identical_files(tiny: Dataset) -> None:
