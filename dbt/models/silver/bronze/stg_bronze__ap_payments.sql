@@ -1,0 +1,21 @@
+with
+
+latest_versions as (
+    {{ dedupe_latest(source('bronze', 'ap_payments'), ['payment_id'], 'updated_at desc, ingest_date desc') }}
+),
+
+final as (
+    select
+        cast(payment_id as varchar) as payment_id,
+        cast(bill_id as varchar) as bill_id,
+        cast(supplier_id as varchar) as supplier_id,
+        cast(payment_date as date) as payment_date,
+        cast(amount_vnd as decimal(18, 0)) as amount_vnd,
+        lower(trim(method)) as payment_method,
+        cast(bank_account_id as varchar) as bank_account_id,
+        {{ utc_timestamp('updated_at') }} as updated_at,
+        cast(ingest_date as date) as ingest_date
+    from latest_versions
+)
+
+select * from final

@@ -1,0 +1,366 @@
+"""The ``dbt-*`` stages: ``dbt build --select <tags>`` in-process, with progress and a verdict.
+
+Each stage builds one slice of the dbt project (``dbt/``) by tag, runs it with dbt's
+programmatic entry point (:class:`dbt.cli.main.dbtRunner`), logs one line per finished node,
+writes the run's results to ``<home>/dbt/<stage>.json`` for the report stage, and raises
+:class:`StageError` naming the failing tests and their models when anything failed.
+
+Atomic gold: the project follows write-audit-publish. Tables are built and tested in
+``<schema>_staging``; dbt's on-run-end hook (``dbt/macros/publish_staged.sql``) copies them
+to the live ``silver``/``gold`` schemas only when the whole build passed, in one DuckDB
+transaction. A failed test therefore leaves the live tables as they were.
+
+On DuckDB the whole invocation holds the warehouse's exclusive lock (``duckdb_lock``), so
+parallel stages take turns and readers never see a half-published stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smepulse.jobs.dbt_results import (
+    BuildProgress,
+    NodeOutcome,
+    failure_lines,
+    outcome_from_result,
+    summarise,
+)
+from smepulse.jobs.errors import StageError
+from smepulse.jobs.settings import Settings
+from smepulse.jobs.warehouse import duckdb_lock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What one stage builds: dbt ``--select`` / ``--exclude`` and the indirect-selection mode."""
+
+    select: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    indirect_selection: str = "eager"
+
+
+#: daily-etl's dbt stages in build order, each building one tag.
+DAILY_TAGS: tuple[tuple[str, str], ...] = (
+    ("dbt-silver", "silver"),
+    ("dbt-gold-dims", "gold_dims"),
+    ("dbt-gold-facts", "gold_facts"),
+    ("dbt-gold-links", "gold_links"),
+    ("dbt-gold-kpis", "gold_kpis"),
+    ("dbt-ml-scores", "ml_scores"),
+)
+
+
+def _daily_selection(position: int) -> Selection:
+    # A test runs in the stage that builds the last of its parents: "eager" indirect selection
+    # picks every test touching this stage's models, and excluding the later stages' tags
+    # drops (with their models) the tests that also touch a model not built yet, e.g. the
+    # fct -> dim relationship tests while dims are being built.
+    later = tuple(f"tag:{tag}" for _, tag in DAILY_TAGS[position + 1 :])
+    exclude = later + (("tag:external",) if position == 0 else ())
+    return Selection((f"tag:{DAILY_TAGS[position][1]}",), exclude)
+
+
+#: Stage name -> its slice of the project. External-sync models carry the `external` tag
+#: (and sometimes `silver`/`gold_dims` too): daily-etl's silver stage leaves them out so it
+#: never depends on external-sync having run; the external stages select them by folder and
+#: only run tests whose parents they all build ("cautious"), so they never need daily gold.
+SELECTIONS: Mapping[str, Selection] = {
+    **{stage: _daily_selection(i) for i, (stage, _) in enumerate(DAILY_TAGS)},
+    "dbt-external-silver": Selection(("tag:external,path:models/silver",), (), "cautious"),
+    "dbt-external-gold": Selection(("tag:external,path:models/gold",), (), "cautious"),
+}
+
+#: The silver view dim_province (tags external + gold_dims) is built from. When external-sync
+#: has never run on this warehouse it is missing, and dbt-gold-dims builds the other eight
+#: dimensions instead of failing the daily pipeline.
+EXTERNAL_SILVER_MARKER = "stg_external__provinces"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """The outcome of one ``dbt build``."""
+
+    stage: str
+    success: bool
+    outcomes: list[NodeOutcome]
+    elapsed_seconds: float
+    results_path: Path
+    error: str | None = None
+
+
+def stage_silver(settings: Settings) -> None:
+    """Silver: staging views over bronze, feature tables and the UC09/UC10 training sets."""
+    _run_stage(settings, "dbt-silver")
+
+
+def stage_gold_dims(settings: Settings) -> None:
+    """Gold dimensions (dim_province comes from external-sync's models when present)."""
+    _run_stage(settings, "dbt-gold-dims")
+
+
+def stage_gold_facts(settings: Settings) -> None:
+    """Gold facts: sales lines, AR/AP documents and payments, bank transactions."""
+    _run_stage(settings, "dbt-gold-facts")
+
+
+def stage_gold_links(settings: Settings) -> None:
+    """Gold links: invoice-payment reconciliation and the 1 % review sample."""
+    _run_stage(settings, "dbt-gold-links")
+
+
+def stage_gold_kpis(settings: Settings) -> None:
+    """Gold KPIs: daily revenue, AR ageing with DSO, daily cash flow, working capital."""
+    _run_stage(settings, "dbt-gold-kpis")
+
+
+def stage_ml_scores(settings: Settings) -> None:
+    """UC05: the receivables priority score as of the logical date."""
+    _run_stage(settings, "dbt-ml-scores")
+
+
+def stage_external_silver(settings: Settings) -> None:
+    """External-sync silver models (World Bank indicators, provinces, wards)."""
+    _run_stage(settings, "dbt-external-silver")
+
+
+def stage_external_gold(settings: Settings) -> None:
+    """External-sync gold models (dim_province, macro indicators)."""
+    _run_stage(settings, "dbt-external-gold")
+
+
+def _run_stage(settings: Settings, stage: str) -> None:
+    result = run_build(settings, stage)
+    if not result.success:
+        details = "; ".join(failure_lines(result.outcomes)) or result.error or "see the dbt log"
+        raise StageError(
+            f"{stage}: dbt build failed ({details}). The live silver/gold tables were left "
+            f"unchanged. Results: {result.results_path}; dbt log: {_dbt_dir(settings) / 'logs'}"
+        )
+
+
+def run_build(
+    settings: Settings, stage: str, extra_vars: Mapping[str, Any] | None = None
+) -> BuildResult:
+    """Run ``dbt build`` for ``stage``'s selection; write and return its results.
+
+    ``extra_vars`` are merged into ``--vars`` (tests use it to force a failing invariant).
+    Never raises for a failed build: the caller decides (the stage raises StageError).
+    """
+    selection = SELECTIONS[stage]
+    with _exclusive(settings, stage):
+        exclude = selection.exclude
+        if stage == "dbt-gold-dims" and not _external_silver_ready(settings):
+            log.warning(
+                "dbt-gold-dims: silver.%s is missing (external-sync has not run on this "
+                "warehouse): building the dimensions without dim_province; run the "
+                "external-sync pipeline to add it",
+                EXTERNAL_SILVER_MARKER,
+            )
+            exclude = (*exclude, "tag:external")
+        args = _build_args(settings, stage, selection, exclude, extra_vars)
+        started = time.monotonic()
+        log.info(
+            "%s: dbt build --select %s%s (target %s, logical date %s)",
+            stage,
+            " ".join(selection.select),
+            f" --exclude {' '.join(exclude)}" if exclude else "",
+            settings.warehouse,
+            settings.business_date,
+        )
+        success, outcomes, error = _invoke(settings, stage, args)
+        elapsed = time.monotonic() - started
+    path = _write_results(settings, stage, selection, exclude, success, outcomes, elapsed, error)
+    summary = summarise(outcomes)
+    log.info(
+        "%s: %s in %.1fs: %d models, %d tests, %d failed",
+        stage,
+        "succeeded" if success else "FAILED",
+        elapsed,
+        summary["n_models"],
+        summary["n_tests"],
+        summary["n_failed"],
+    )
+    return BuildResult(stage, success, outcomes, elapsed, path, error)
+
+
+def _dbt_dir(settings: Settings) -> Path:
+    return settings.home / "dbt"
+
+
+def _target_path(settings: Settings, stage: str) -> Path:
+    # DuckDB stages run one at a time (the warehouse lock), so they share one target folder
+    # and dbt's partial parsing carries from stage to stage. Trino stages may run in parallel
+    # on one machine: each gets its own folder.
+    if settings.warehouse == "duckdb":
+        return _dbt_dir(settings) / "target"
+    return _dbt_dir(settings) / f"target-{stage}"
+
+
+def _build_args(
+    settings: Settings,
+    stage: str,
+    selection: Selection,
+    exclude: tuple[str, ...],
+    extra_vars: Mapping[str, Any] | None,
+) -> list[str]:
+    project = str(settings.dbt_project_dir)
+    variables: dict[str, Any] = {"logical_date": settings.business_date.isoformat()}
+    variables.update(extra_vars or {})
+    args = [
+        "build",
+        "--project-dir",
+        project,
+        "--profiles-dir",
+        project,
+        "--target",
+        settings.warehouse,
+        "--target-path",
+        str(_target_path(settings, stage)),
+        "--log-path",
+        str(_dbt_dir(settings) / "logs"),
+        "--vars",
+        json.dumps(variables, sort_keys=True),
+        "--indirect-selection",
+        selection.indirect_selection,
+        "--select",
+        *selection.select,
+    ]
+    if exclude:
+        args += ["--exclude", *exclude]
+    # dbt's own console output is replaced by BuildProgress's log lines; its file log stays.
+    return ["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats", *args]
+
+
+def _invoke(
+    settings: Settings, stage: str, args: list[str]
+) -> tuple[bool, list[NodeOutcome], str | None]:
+    from dbt.cli.main import dbtRunner
+
+    _dbt_dir(settings).mkdir(parents=True, exist_ok=True)
+    # dbt reads its profile through env_var() in profiles.yml and offers no other way to
+    # hand it configuration; this is the one sanctioned place where SME Pulse writes the
+    # environment: the values come from Settings.dbt_env(), just before dbt runs.
+    os.environ.update(settings.dbt_env())
+    with _row_counter(settings) as counter:
+        progress = BuildProgress(stage, row_counter=counter)
+        try:
+            outcome = dbtRunner(callbacks=[progress]).invoke(args)
+        except Exception as exc:  # dbt raised instead of reporting: configuration or a bug
+            return False, [], f"dbt could not run: {exc}"
+    results = getattr(outcome.result, "results", None) or []
+    outcomes = [
+        dataclasses.replace(o, rows=progress.rows_by_node.get(o.unique_id))
+        for o in map(outcome_from_result, results)
+    ]
+    error = str(outcome.exception) if outcome.exception else None
+    success = bool(outcome.success) and not any(o.failed for o in outcomes)
+    return success, outcomes, error
+
+
+@contextlib.contextmanager
+def _row_counter(settings: Settings) -> Iterator[Callable[[str], int | None] | None]:
+    """Count a just-built table's rows, for the progress lines (DuckDB only).
+
+    dbt-duckdb reports no row counts. In this process DuckDB shares one database instance
+    per file, so a second connection sees what dbt's connection committed; we hold the
+    warehouse lock, so no other process is writing. On Trino the lines go without counts.
+    """
+    if settings.warehouse != "duckdb":
+        yield None
+        return
+    import duckdb
+
+    state: dict[str, Any] = {}
+
+    def count(relation: str) -> int | None:
+        try:
+            if "con" not in state:
+                state["con"] = duckdb.connect(str(settings.warehouse_path))
+            row = state["con"].execute(f"select count(*) from {relation}").fetchone()
+            return int(row[0]) if row else None
+        except duckdb.Error as exc:
+            log.debug("could not count rows of %s: %s", relation, exc)
+            return None
+
+    try:
+        yield count
+    finally:
+        if "con" in state:
+            state["con"].close()
+
+
+@contextlib.contextmanager
+def _exclusive(settings: Settings, stage: str) -> Iterator[None]:
+    if settings.warehouse != "duckdb":
+        yield
+        return
+    with duckdb_lock(
+        settings.warehouse_path,
+        exclusive=True,
+        timeout=settings.duckdb_lock_timeout_seconds,
+        holder=f"dbt {stage}",
+    ):
+        yield
+
+
+def _external_silver_ready(settings: Settings) -> bool:
+    """Whether the silver view dim_province builds from exists (DuckDB; assumed on Trino)."""
+    if settings.warehouse != "duckdb":
+        return True
+    if not settings.warehouse_path.exists():
+        return False
+    import duckdb
+
+    # Called with the exclusive lock held: a short read-only connection is safe.
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        row = con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [settings.silver_schema, EXTERNAL_SILVER_MARKER],
+        ).fetchone()
+    finally:
+        con.close()
+    return bool(row and row[0])
+
+
+def _write_results(
+    settings: Settings,
+    stage: str,
+    selection: Selection,
+    exclude: tuple[str, ...],
+    success: bool,
+    outcomes: list[NodeOutcome],
+    elapsed: float,
+    error: str | None,
+) -> Path:
+    document = {
+        "stage": stage,
+        "select": list(selection.select),
+        "exclude": list(exclude),
+        "target": settings.warehouse,
+        "logical_date": settings.business_date.isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "elapsed_seconds": round(elapsed, 3),
+        "success": success,
+        "published": success,
+        "error": error,
+        **summarise(outcomes),
+    }
+    path = _dbt_dir(settings) / f"{stage}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=2, default=str))
+    tmp.replace(path)
+    return path
