@@ -236,9 +236,11 @@ def make_employees(rng: Rng, n: int, start_day: int, end_day: int) -> pd.DataFra
 
 def make_master(rng: Rng, scale: float, start_day: int, end_day: int) -> Master:
     """All master data; volumes grow with ``scale`` (products stay one catalogue)."""
+    # Products first: the catalogue is the same whatever the scale.
+    products = make_products(rng, start_day)
     customers, reviews = make_customers(rng, max(20, round(1200 * scale)), start_day, end_day)
     return Master(
-        products=make_products(rng, start_day),
+        products=products,
         customers=customers,
         customer_reviews=reviews.reset_index(drop=True),
         suppliers=make_suppliers(rng, max(8, round(60 * scale)), start_day),
