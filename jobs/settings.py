@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     trino_http_scheme: Literal["http", "https"] = "http"
     trino_catalog: str = Field("lakehouse", description="Iceberg catalog holding silver/gold.")
     trino_bronze_catalog: str = Field("bronze", description="Catalog exposing bronze Parquet.")
+    trino_bronze_location: str | None = Field(
+        None,
+        description="Bronze root as Trino's Hive catalog sees it (e.g. s3://lake/bronze); "
+        "default: bronze_uri. dbt registers the bronze tables there.",
+    )
     silver_schema: str = "silver"
     gold_schema: str = "gold"
 
@@ -268,6 +273,7 @@ class Settings(BaseSettings):
             "SMEPULSE_TRINO_HTTP_SCHEME": self.trino_http_scheme,
             "SMEPULSE_TRINO_CATALOG": self.trino_catalog,
             "SMEPULSE_TRINO_BRONZE_CATALOG": self.trino_bronze_catalog,
+            "SMEPULSE_TRINO_BRONZE_LOCATION": self.trino_bronze_location or "",
             "SMEPULSE_SILVER_SCHEMA": self.silver_schema,
             "SMEPULSE_GOLD_SCHEMA": self.gold_schema,
             "SMEPULSE_S3_ENDPOINT_URL": self.s3_endpoint_url or "",
