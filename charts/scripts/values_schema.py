@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from values_table import CHART_DIR, parse_comments  # noqa: E402
+from values_table import CHART_DIR, parse_comments
 
 SCHEMA_PATH = CHART_DIR / "values.schema.json"
 
@@ -39,7 +39,11 @@ STRING_LIST: Schema = {"type": "array", "items": {"type": "string", "minLength":
 PULL_POLICY: Schema = {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]}
 PORT: Schema = {"type": "integer", "minimum": 1, "maximum": 65535}
 QUANTITY: Schema = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?([KMGTPE]i?)?$"}
-DNS_NAME: Schema = {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", "maxLength": 63}
+DNS_NAME: Schema = {
+    "type": "string",
+    "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+    "maxLength": 63,
+}
 ENV_MAP: Schema = {
     "type": "object",
     "propertyNames": {"pattern": "^[A-Z_][A-Z0-9_]*$"},
@@ -71,6 +75,7 @@ RULES: dict[str, Schema] = {
     "*.livenessProbe": K8S_OBJECT,
     "*.readinessProbe": K8S_OBJECT,
     "operator.extraEnv": K8S_LIST,
+    "tests.extraEnv": K8S_LIST,
     "operator.logLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
     "operator.logFormat": {"type": "string", "enum": ["json", "text"]},
     "operator.metrics.port": PORT,
@@ -97,7 +102,10 @@ RULES: dict[str, Schema] = {
     "*.persistence.accessModes": {
         "type": "array",
         "minItems": 1,
-        "items": {"type": "string", "enum": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]},
+        "items": {
+            "type": "string",
+            "enum": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"],
+        },
     },
     "*.auth.existingSecret": DNS_NAME,
     "*.external.existingSecret": DNS_NAME,
@@ -166,7 +174,11 @@ def build_schema() -> Schema:
         return {**described, **_infer(value, path)}
 
     root = node(values, ())
-    return {"$schema": "http://json-schema.org/draft-07/schema#", "title": "smepulse chart values", **root}
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "smepulse chart values",
+        **root,
+    }
 
 
 def render() -> str:
@@ -175,12 +187,17 @@ def render() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the committed schema is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="fail if the committed schema is stale"
+    )
     args = parser.parse_args()
     text = render()
     if args.check:
         if SCHEMA_PATH.read_text(encoding="utf-8") != text:
-            print(f"{SCHEMA_PATH} is stale: run python charts/scripts/values_schema.py", file=sys.stderr)
+            print(
+                f"{SCHEMA_PATH} is stale: run python charts/scripts/values_schema.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     SCHEMA_PATH.write_text(text, encoding="utf-8")

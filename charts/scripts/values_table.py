@@ -123,7 +123,10 @@ def main() -> int:
     new = render_readme(readme, text)
     if args.check:
         if new != readme:
-            print(f"{README_PATH} is stale: run python charts/scripts/values_table.py", file=sys.stderr)
+            print(
+                f"{README_PATH} is stale: run python charts/scripts/values_table.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     README_PATH.write_text(new, encoding="utf-8")

@@ -49,7 +49,10 @@ def condition(status: str, reason: str, message: str = "") -> list[dict[str, str
 
 def test_succeeded_is_healthy() -> None:
     status, message = health(
-        run("Succeeded", status__conditions=condition("True", "Succeeded", "all 10 stages succeeded"))
+        run(
+            "Succeeded",
+            status__conditions=condition("True", "Succeeded", "all 10 stages succeeded"),
+        )
     )
     assert status == "Healthy"
     assert message == "Succeeded: all 10 stages succeeded"
@@ -58,7 +61,9 @@ def test_succeeded_is_healthy() -> None:
 @pytest.mark.parametrize("phase", ["Pending", "Running"])
 def test_pending_and_running_are_progressing(phase: str) -> None:
     status, message = health(
-        run(phase, status__currentStage="dbt-silver", status__conditions=condition("Unknown", phase))
+        run(
+            phase, status__currentStage="dbt-silver", status__conditions=condition("Unknown", phase)
+        )
     )
     assert status == "Progressing"
     assert message == f"{phase}: stage dbt-silver"

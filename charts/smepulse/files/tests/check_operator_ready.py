@@ -23,7 +23,9 @@ while True:
         status = dep.status
         available = {c.type: c.status for c in (status.conditions or [])}.get("Available")
         wanted = dep.spec.replicas or 0
-        if (status.observed_generation or 0) < (dep.metadata.generation or 0):
+        if wanted < 1:
+            problem = "the deployment is scaled to 0 replicas: no operator runs PipelineRuns"
+        elif (status.observed_generation or 0) < (dep.metadata.generation or 0):
             problem = "the latest spec is not yet observed by the Deployment controller"
         elif (status.ready_replicas or 0) < wanted or (status.updated_replicas or 0) < wanted:
             problem = f"{status.ready_replicas or 0}/{wanted} replicas ready"

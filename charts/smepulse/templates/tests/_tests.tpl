@@ -30,6 +30,9 @@ spec:
         - name: {{ $key }}
           value: {{ $value | quote }}
         {{- end }}
+        {{- with $ctx.Values.tests.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       resources: {requests: {cpu: 10m, memory: 64Mi}, limits: {cpu: 200m, memory: 128Mi}}
       securityContext:
         {{- toYaml $ctx.Values.securityContext | nindent 8 }}
