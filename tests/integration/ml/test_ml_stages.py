@@ -1,0 +1,161 @@
+"""train -> validate -> predict against a real MLflow (SQLite store) and a DuckDB warehouse.
+
+The two silver training tables are created directly in a temporary DuckDB file from small
+synthetic frames, so the test does not depend on dbt; the stages are the real ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from smepulse.jobs.errors import StageError
+from smepulse.jobs.ml import uc09_predict, uc09_train, uc10_detect, uc10_train, validate
+from smepulse.jobs.settings import Settings
+from tests.unit.ml.synthetic import daily_cashflow, transactions
+
+pytestmark = pytest.mark.integration
+END = dt.date(2026, 6, 30)
+
+
+def _settings(home: Path, **extra: object) -> Settings:
+    return Settings(
+        home=home,
+        logical_date=END,
+        ml_backtest_folds=2,
+        ml_forecast_candidates=["prophet", "ets"],
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _load_silver(settings: Settings) -> None:
+    daily = daily_cashflow(days=240, end=END, seed=21)
+    txns, labels = transactions(days=90, end=END, per_day=30, seed=22)
+    settings.labels_dir.mkdir(parents=True, exist_ok=True)
+    labels.to_parquet(settings.labels_dir / "bank_transaction_anomalies.parquet")
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        con.register("daily", daily)
+        con.register("txns", txns)
+        con.execute("create schema silver")
+        con.execute(
+            "create table silver.ml_training_uc09_daily_cashflow as select cast(cash_date as date) cash_date, "
+            "cast(inflow_vnd as decimal(18,0)) inflow_vnd, cast(outflow_vnd as decimal(18,0)) outflow_vnd, "
+            "cast(net_vnd as decimal(18,0)) net_vnd, cast(n_transactions as integer) n_transactions from daily"
+        )
+        con.execute(
+            "create table silver.ml_training_uc10_transactions as select txn_id, bank_account_id, "
+            "cast(txn_at as timestamp) txn_at, cast(amount_vnd as decimal(18,0)) amount_vnd, counterparty, "
+            "category, description, reference_id from txns"
+        )
+    finally:
+        con.close()
+
+
+def _gold(settings: Settings, table: str) -> pd.DataFrame:
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return con.execute(f"select * from gold.{table}").fetchdf()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """One home with silver data, both models trained and validated once."""
+    settings = _settings(tmp_path_factory.mktemp("ml"))
+    _load_silver(settings)
+    uc09_train.run(settings)
+    uc10_train.run(settings)
+    validate.run(settings)
+    return settings
+
+
+def test_missing_champion_is_one_clear_line_and_keeps_previous_outputs(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    _load_silver(settings)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute("create schema gold")
+    con.execute("create table gold.ml_cashflow_forecast as select 42 as yhat_vnd")
+    con.close()
+    with pytest.raises(
+        StageError, match=r"^no champion model for UC09: run the ml-training pipeline first$"
+    ):
+        uc09_predict.run(settings)
+    with pytest.raises(
+        StageError, match=r"^no champion model for UC10: run the ml-training pipeline first$"
+    ):
+        uc10_detect.run(settings)
+    assert _gold(settings, "ml_cashflow_forecast")["yhat_vnd"].tolist() == [42]
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "smepulse.jobs.cli",
+            "stage",
+            "uc09-forecast",
+            "--logical-date",
+            str(END),
+        ],
+        env={"SMEPULSE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "error: no champion model for UC09: run the ml-training pipeline first" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_validation_promotes_both_first_versions(trained: Settings) -> None:
+    doc = json.loads((trained.home / "ml" / f"validation-{END}.json").read_text())
+    assert doc["uc09"]["decision"] == "promoted" and doc["uc09"]["champion_after"] == "1"
+    assert doc["uc09"]["figures"]["candidate_mase"] < doc["uc09"]["figures"]["baseline_mase"]
+    assert doc["uc10"]["decision"] == "promoted" and doc["uc10"]["figures"]["labelled"] is True
+
+
+def test_forecast_has_30_future_days_and_replaces_atomically(trained: Settings) -> None:
+    uc09_predict.run(trained)
+    uc09_predict.run(trained)  # a re-run replaces the table, never appends
+    rows = _gold(trained, "ml_cashflow_forecast")
+    assert len(rows) == 30
+    assert rows["forecast_date"].dt.date.tolist() == [
+        END + dt.timedelta(days=i) for i in range(1, 31)
+    ]
+    assert (rows["yhat_lower_vnd"] <= rows["yhat_vnd"]).all() and (
+        rows["yhat_vnd"] <= rows["yhat_upper_vnd"]
+    ).all()
+    assert set(rows["model_version"]) == {"1"} and rows["mlflow_run_id"].str.len().min() == 32
+    assert set(rows["logical_date"].dt.date) == {END}
+
+
+def test_alerts_are_3_to_5_percent_of_the_week_with_reasons(trained: Settings) -> None:
+    uc10_detect.run(trained)
+    alerts = _gold(trained, "ml_anomaly_alerts")
+    txns, _ = transactions(days=90, end=END, per_day=30, seed=22)
+    local_day = (pd.to_datetime(txns["txn_at"]) + pd.Timedelta(hours=7)).dt.date
+    in_week = int((local_day > END - dt.timedelta(days=7)).sum())
+    assert 0.03 * in_week <= len(alerts) <= 0.05 * in_week + 1
+    assert alerts["anomaly_rank"].tolist() == list(range(1, len(alerts) + 1))
+    assert alerts["anomaly_score"].is_monotonic_decreasing
+    assert alerts["reasons"].str.len().min() > 10
+    assert set(alerts["model_version"]) == {"1"}
+
+
+def test_retraining_on_the_same_data_keeps_the_champion_and_says_why(trained: Settings) -> None:
+    uc10_train.run(trained)
+    validate.run(trained)
+    doc = json.loads((trained.home / "ml" / f"validation-{END}.json").read_text())
+    assert doc["uc10"]["candidate_version"] == "2"
+    assert doc["uc10"]["decision"] == "rejected" and doc["uc10"]["champion_after"] == "1"
+    assert "does not beat the champion" in doc["uc10"]["reason"]
+    assert doc["uc09"]["decision"] == "unchanged"
