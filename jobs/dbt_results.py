@@ -9,10 +9,13 @@ document (models, tests, pass/fail counts, timings) that the runner writes to
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from smepulse.jobs.settings import Settings
 
 log = logging.getLogger("smepulse.jobs.dbt")
 
@@ -201,3 +204,35 @@ def failure_lines(outcomes: list[NodeOutcome], limit: int = 5) -> list[str]:
     if len(failed) > limit:
         lines.append(f"... and {len(failed) - limit} more")
     return lines
+
+
+@contextlib.contextmanager
+def duckdb_row_counter(settings: Settings) -> Iterator[Callable[[str], int | None] | None]:
+    """Count a just-built table's rows, for the progress lines (DuckDB only).
+
+    dbt-duckdb reports no row counts. In this process DuckDB shares one database instance
+    per file, so a second connection sees what dbt's connection committed; we hold the
+    warehouse lock, so no other process is writing. On Trino the lines go without counts.
+    """
+    if settings.warehouse != "duckdb":
+        yield None
+        return
+    import duckdb
+
+    state: dict[str, Any] = {}
+
+    def count(relation: str) -> int | None:
+        try:
+            if "con" not in state:
+                state["con"] = duckdb.connect(str(settings.warehouse_path))
+            row = state["con"].execute(f"select count(*) from {relation}").fetchone()
+            return int(row[0]) if row else None
+        except duckdb.Error as exc:
+            log.debug("could not count rows of %s: %s", relation, exc)
+            return None
+
+    try:
+        yield count
+    finally:
+        if "con" in state:
+            state["con"].close()

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,61 +31,22 @@ from typing import Any
 from smepulse.jobs.dbt_results import (
     BuildProgress,
     NodeOutcome,
+    duckdb_row_counter,
     failure_lines,
     outcome_from_result,
     summarise,
+)
+from smepulse.jobs.dbt_selection import (
+    BRONZE_SOURCES,
+    EXTERNAL_SILVER_MARKER,
+    SELECTIONS,
+    Selection,
 )
 from smepulse.jobs.errors import StageError
 from smepulse.jobs.settings import Settings
 from smepulse.jobs.warehouse import duckdb_lock
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What one stage builds: dbt ``--select`` / ``--exclude`` and the indirect-selection mode."""
-
-    select: tuple[str, ...]
-    exclude: tuple[str, ...] = ()
-    indirect_selection: str = "eager"
-
-
-#: daily-etl's dbt stages in build order, each building one tag.
-DAILY_TAGS: tuple[tuple[str, str], ...] = (
-    ("dbt-silver", "silver"),
-    ("dbt-gold-dims", "gold_dims"),
-    ("dbt-gold-facts", "gold_facts"),
-    ("dbt-gold-links", "gold_links"),
-    ("dbt-gold-kpis", "gold_kpis"),
-    ("dbt-ml-scores", "ml_scores"),
-)
-
-
-def _daily_selection(position: int) -> Selection:
-    # A test runs in the stage that builds the last of its parents: "eager" indirect selection
-    # picks every test touching this stage's models, and excluding the later stages' tags
-    # drops (with their models) the tests that also touch a model not built yet, e.g. the
-    # fct -> dim relationship tests while dims are being built.
-    later = tuple(f"tag:{tag}" for _, tag in DAILY_TAGS[position + 1 :])
-    exclude = later + (("tag:external",) if position == 0 else ())
-    return Selection((f"tag:{DAILY_TAGS[position][1]}",), exclude)
-
-
-#: Stage name -> its slice of the project. External-sync models carry the `external` tag
-#: (and sometimes `silver`/`gold_dims` too): daily-etl's silver stage leaves them out so it
-#: never depends on external-sync having run; the external stages select them by folder and
-#: only run tests whose parents they all build ("cautious"), so they never need daily gold.
-SELECTIONS: Mapping[str, Selection] = {
-    **{stage: _daily_selection(i) for i, (stage, _) in enumerate(DAILY_TAGS)},
-    "dbt-external-silver": Selection(("tag:external,path:models/silver",), (), "cautious"),
-    "dbt-external-gold": Selection(("tag:external,path:models/gold",), (), "cautious"),
-}
-
-#: The silver view dim_province (tags external + gold_dims) is built from. When external-sync
-#: has never run on this warehouse it is missing, and dbt-gold-dims builds the other eight
-#: dimensions instead of failing the daily pipeline.
-EXTERNAL_SILVER_MARKER = "stg_external__provinces"
 
 
 @dataclass(frozen=True)
@@ -179,7 +140,14 @@ def run_build(
             settings.warehouse,
             settings.business_date,
         )
-        success, outcomes, error = _invoke(settings, stage, args)
+        error = None
+        if settings.warehouse == "trino" and stage in BRONZE_SOURCES:
+            _export_env(settings)
+            error = _register_bronze(settings, stage)
+        if error:
+            success, outcomes = False, []
+        else:
+            success, outcomes, error = _invoke(settings, stage, args)
         elapsed = time.monotonic() - started
     path = _write_results(settings, stage, selection, exclude, success, outcomes, elapsed, error)
     summary = summarise(outcomes)
@@ -208,18 +176,11 @@ def _target_path(settings: Settings, stage: str) -> Path:
     return _dbt_dir(settings) / f"target-{stage}"
 
 
-def _build_args(
-    settings: Settings,
-    stage: str,
-    selection: Selection,
-    exclude: tuple[str, ...],
-    extra_vars: Mapping[str, Any] | None,
-) -> list[str]:
+def _common_args(settings: Settings, stage: str, extra_vars: Mapping[str, Any] | None) -> list[str]:
     project = str(settings.dbt_project_dir)
     variables: dict[str, Any] = {"logical_date": settings.business_date.isoformat()}
     variables.update(extra_vars or {})
-    args = [
-        "build",
+    return [
         "--project-dir",
         project,
         "--profiles-dir",
@@ -232,6 +193,19 @@ def _build_args(
         str(_dbt_dir(settings) / "logs"),
         "--vars",
         json.dumps(variables, sort_keys=True),
+    ]
+
+
+def _build_args(
+    settings: Settings,
+    stage: str,
+    selection: Selection,
+    exclude: tuple[str, ...],
+    extra_vars: Mapping[str, Any] | None,
+) -> list[str]:
+    args = [
+        "build",
+        *_common_args(settings, stage, extra_vars),
         "--indirect-selection",
         selection.indirect_selection,
         "--select",
@@ -239,8 +213,33 @@ def _build_args(
     ]
     if exclude:
         args += ["--exclude", *exclude]
-    # dbt's own console output is replaced by BuildProgress's log lines; its file log stays.
-    return ["--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats", *args]
+    return [*QUIET, *args]
+
+
+#: dbt's own console output is replaced by BuildProgress's log lines; its file log stays.
+QUIET = ("--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats")
+
+
+def _register_bronze(settings: Settings, stage: str) -> str | None:
+    """Trino: create missing bronze tables and sync their partitions; the error, if any."""
+    from dbt.cli.main import dbtRunner
+
+    sources = list(BRONZE_SOURCES[stage])
+    args = [
+        *QUIET,
+        "run-operation",
+        "register_bronze_tables",
+        *_common_args(settings, stage, None),
+        "--args",
+        json.dumps({"sources": sources}),
+    ]
+    log.info("%s: registering bronze tables of source(s) %s in Trino", stage, ", ".join(sources))
+    outcome = dbtRunner().invoke(args)
+    if outcome.success:
+        return None
+    return (
+        f"registering the bronze tables in Trino failed: {outcome.exception or 'see the dbt log'}"
+    )
 
 
 def _invoke(
@@ -248,12 +247,8 @@ def _invoke(
 ) -> tuple[bool, list[NodeOutcome], str | None]:
     from dbt.cli.main import dbtRunner
 
-    _dbt_dir(settings).mkdir(parents=True, exist_ok=True)
-    # dbt reads its profile through env_var() in profiles.yml and offers no other way to
-    # hand it configuration; this is the one sanctioned place where SME Pulse writes the
-    # environment: the values come from Settings.dbt_env(), just before dbt runs.
-    os.environ.update(settings.dbt_env())
-    with _row_counter(settings) as counter:
+    _export_env(settings)
+    with duckdb_row_counter(settings) as counter:
         progress = BuildProgress(stage, row_counter=counter)
         try:
             outcome = dbtRunner(callbacks=[progress]).invoke(args)
@@ -269,36 +264,12 @@ def _invoke(
     return success, outcomes, error
 
 
-@contextlib.contextmanager
-def _row_counter(settings: Settings) -> Iterator[Callable[[str], int | None] | None]:
-    """Count a just-built table's rows, for the progress lines (DuckDB only).
-
-    dbt-duckdb reports no row counts. In this process DuckDB shares one database instance
-    per file, so a second connection sees what dbt's connection committed; we hold the
-    warehouse lock, so no other process is writing. On Trino the lines go without counts.
-    """
-    if settings.warehouse != "duckdb":
-        yield None
-        return
-    import duckdb
-
-    state: dict[str, Any] = {}
-
-    def count(relation: str) -> int | None:
-        try:
-            if "con" not in state:
-                state["con"] = duckdb.connect(str(settings.warehouse_path))
-            row = state["con"].execute(f"select count(*) from {relation}").fetchone()
-            return int(row[0]) if row else None
-        except duckdb.Error as exc:
-            log.debug("could not count rows of %s: %s", relation, exc)
-            return None
-
-    try:
-        yield count
-    finally:
-        if "con" in state:
-            state["con"].close()
+def _export_env(settings: Settings) -> None:
+    _dbt_dir(settings).mkdir(parents=True, exist_ok=True)
+    # dbt reads its profile through env_var() in profiles.yml and offers no other way to
+    # hand it configuration; this is the one sanctioned place where SME Pulse writes the
+    # environment: the values come from Settings.dbt_env(), just before dbt runs.
+    os.environ.update(settings.dbt_env())
 
 
 @contextlib.contextmanager
