@@ -17,7 +17,8 @@ NOW = dt.datetime(2025, 8, 1, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def tables() -> dict[str, pa.Table]:
-    return build_tables(NOW)
+    built: dict[str, pa.Table] = build_tables(NOW)
+    return built
 
 
 def test_to_ascii_strips_marks_and_d_stroke() -> None:
