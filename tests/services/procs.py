@@ -296,3 +296,76 @@ def trino(workdir: Path, postgres_dsn: str, lake_root: Path) -> Iterator[TrinoSe
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+# -- MinIO -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    """A running S3 server and its root credentials."""
+
+    url: str
+    access_key: str
+    secret_key: str
+
+
+@contextlib.contextmanager
+def minio(workdir: Path) -> Iterator[S3Endpoint]:
+    """A throw-away MinIO server (built once by ``scripts/minio-tools.sh``)."""
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts/minio-tools.sh")], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise ServiceUnavailable(f"scripts/minio-tools.sh failed: {out.stderr[-2000:]}")
+    binary = out.stdout.strip().splitlines()[-1]
+    port, console = free_port(), free_port()
+    creds = S3Endpoint(f"http://127.0.0.1:{port}", "smepulse-test", uuid.uuid4().hex)
+    log = workdir / "minio.log"
+    env = {
+        **os.environ,
+        "MINIO_ROOT_USER": creds.access_key,
+        "MINIO_ROOT_PASSWORD": creds.secret_key,
+        "MINIO_BROWSER": "off",
+        "MINIO_UPDATE": "off",
+        "MINIO_CI_CD": "1",
+    }
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "server",
+                str(workdir / "data"),
+                "--address",
+                f"127.0.0.1:{port}",
+                "--console-address",
+                f"127.0.0.1:{console}",
+                "--quiet",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise ServiceUnavailable(
+                f"minio exited with {proc.returncode}: {log.read_text()[-2000:]}"
+            )
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{creds.url}/minio/health/ready", timeout=2) as r,
+        ):
+            return r.status == 200
+        return False
+
+    try:
+        _wait(ready, 60, "MinIO", log)
+        yield creds
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,15 +1,14 @@
 """The S3 bronze store against a real S3 endpoint (MinIO or AWS).
 
-Runs only when ``SMEPULSE_TEST_S3_ENDPOINT`` names one (with ``SMEPULSE_TEST_S3_ACCESS_KEY``
-and ``SMEPULSE_TEST_S3_SECRET_KEY``); no S3 server can be installed on the build machine, so
-it is skipped there unless CI provides one.
+The ``s3_endpoint`` fixture (tests/services) starts a real MinIO server built from the Go
+module proxy by ``scripts/minio-tools.sh``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -18,40 +17,29 @@ from smepulse.jobs.bronze.generate import GeneratorConfig, generate
 from smepulse.jobs.bronze.store import open_store
 from smepulse.jobs.bronze.validate import validate
 from smepulse.jobs.settings import Settings
+from tests.services.procs import S3Endpoint
 
 pytestmark = pytest.mark.integration
 
-ENDPOINT = os.environ.get("SMEPULSE_TEST_S3_ENDPOINT")
-
 
 @pytest.fixture
-def s3_settings(tmp_path: object) -> Settings:
-    if not ENDPOINT:
-        if os.environ.get("SMEPULSE_REQUIRE_SERVICES") == "1":
-            pytest.fail("SMEPULSE_TEST_S3_ENDPOINT is not set", pytrace=False)
-        pytest.skip("no S3 endpoint (set SMEPULSE_TEST_S3_ENDPOINT)")
+def s3_settings(tmp_path: Path, s3_endpoint: S3Endpoint) -> Settings:
     import boto3
 
     bucket = f"smepulse-test-{uuid.uuid4().hex[:8]}"
     settings = Settings(
         home=tmp_path,
         bronze_uri=f"s3://{bucket}/bronze",
-        s3_endpoint_url=ENDPOINT,
-        s3_access_key_id=os.environ.get("SMEPULSE_TEST_S3_ACCESS_KEY", "minioadmin"),
-        s3_secret_access_key=os.environ.get("SMEPULSE_TEST_S3_SECRET_KEY", "minioadmin"),
+        s3_endpoint_url=s3_endpoint.url,
+        s3_access_key_id=s3_endpoint.access_key,
+        s3_secret_access_key=s3_endpoint.secret_key,
     )
     client = boto3.client(
         "s3",
-        endpoint_url=ENDPOINT,
+        endpoint_url=s3_endpoint.url,
         region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key_id.get_secret_value()
-        if settings.s3_access_key_id
-        else None,
-        aws_secret_access_key=(
-            settings.s3_secret_access_key.get_secret_value()
-            if settings.s3_secret_access_key
-            else None
-        ),
+        aws_access_key_id=s3_endpoint.access_key,
+        aws_secret_access_key=s3_endpoint.secret_key,
     )
     client.create_bucket(Bucket=bucket)
     return settings
