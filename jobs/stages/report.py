@@ -37,6 +37,17 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg") :]  # drop the XML prolog/doctype: inline in HTML
 
 
+def _robust_limits(history: pd.DataFrame | None, forecast: pd.DataFrame) -> tuple[float, float]:
+    """Y range that shows the forecast band and ordinary days; a few extreme days (the very
+    anomalies UC10 flags) would otherwise flatten everything else, so they run off the axis."""
+    values = [forecast["lower"].min(), forecast["upper"].max()]
+    if history is not None and len(history):
+        values += [history["value"].quantile(0.02), history["value"].quantile(0.98)]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.08 or 1.0
+    return float(low - pad), float(high + pad)
+
+
 def forecast_chart(history: pd.DataFrame | None, forecast: pd.DataFrame | None) -> str | None:
     """Net cash flow: recent history as a line, the forecast with its shaded interval."""
     if forecast is None or forecast.empty:
@@ -66,6 +77,8 @@ def forecast_chart(history: pd.DataFrame | None, forecast: pd.DataFrame | None) 
             forecast["date"], forecast["value"] / 1e6, color="#2563eb", lw=2, label="forecast (net)"
         )
         ax.axhline(0, color="#9ca3af", lw=0.8)
+        low, high = _robust_limits(history, forecast)
+        ax.set_ylim(low / 1e6, high / 1e6)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.set_ylabel("million VND per day")
         ax.grid(alpha=0.25)

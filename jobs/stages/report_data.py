@@ -96,13 +96,14 @@ def dbt_results(folder: Path) -> list[dict[str, Any]]:
         except (OSError, ValueError) as exc:
             summaries.append({"stage": stage, "error": f"unreadable: {exc}"})
             continue
-        results = doc.get("results", []) if isinstance(doc, dict) else doc
+        # Our dbt runner's summary lists "nodes"; dbt's own run_results.json lists "results".
+        results = (doc.get("nodes") or doc.get("results") or []) if isinstance(doc, dict) else doc
         models: dict[str, int] = {}
         tests: dict[str, int] = {}
         failing = []
         for r in results if isinstance(results, list) else []:
             uid = str(r.get("unique_id") or r.get("name") or "")
-            kind = r.get("resource_type") or uid.split(".", 1)[0]
+            kind = r.get("resource_type") or r.get("type") or uid.split(".", 1)[0]
             status = str(r.get("status", "?")).lower()
             bucket = tests if kind in ("test", "unit_test") else models
             bucket[status] = bucket.get(status, 0) + 1

@@ -77,12 +77,38 @@ def build_gold(settings: Settings, *, with_ml: bool = True, seed: int = 7) -> No
         con.close()
     dbt_dir = settings.home / "dbt"
     dbt_dir.mkdir(parents=True, exist_ok=True)
-    results = [{"unique_id": f"model.smepulse.kpi_{i}", "status": "success"} for i in range(4)]
-    results += [
-        {"unique_id": f"test.smepulse.not_null_kpi_{i}", "status": "pass"} for i in range(11)
+    # The dbt runner's summary shape (jobs/dbt_results.py: "nodes"), and dbt's run_results shape.
+    nodes = [
+        {
+            "unique_id": f"model.smepulse.kpi_{i}",
+            "name": f"kpi_{i}",
+            "type": "model",
+            "status": "success",
+        }
+        for i in range(4)
     ]
-    results.append({"unique_id": "test.smepulse.accepted_range_dso", "status": "warn"})
-    (dbt_dir / "dbt-gold-kpis.json").write_text(json.dumps({"results": results}))
+    nodes += [
+        {
+            "unique_id": f"test.smepulse.not_null_kpi_{i}",
+            "name": f"not_null_kpi_{i}",
+            "type": "test",
+            "status": "pass",
+        }
+        for i in range(11)
+    ]
+    nodes.append(
+        {
+            "unique_id": "test.smepulse.accepted_range_dso",
+            "name": "accepted_range_dso",
+            "type": "test",
+            "status": "warn",
+        }
+    )
+    (dbt_dir / "dbt-silver.json").write_text(
+        json.dumps({"results": [{"unique_id": "model.smepulse.stg_x", "status": "success"}]})
+    )
+    results = {"nodes": nodes}
+    (dbt_dir / "dbt-gold-kpis.json").write_text(json.dumps(results))
 
 
 def write_report(settings: Settings) -> Path:

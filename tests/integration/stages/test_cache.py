@@ -17,7 +17,7 @@ from smepulse.jobs.errors import StageError, StageSkipped
 from smepulse.jobs.settings import Settings
 from smepulse.jobs.stages import cache
 
-from .conftest import free_port
+from .services import free_port
 
 pytestmark = pytest.mark.integration
 

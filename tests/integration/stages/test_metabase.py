@@ -10,7 +10,7 @@ from smepulse.jobs.errors import StageError, StageSkipped
 from smepulse.jobs.settings import Settings
 from smepulse.jobs.stages import metabase
 
-from .conftest import FakeHTTP, Request
+from .services import FakeHTTP, Request
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from smepulse.jobs.errors import StageError, StageSkipped
 from smepulse.jobs.settings import Settings
 from smepulse.jobs.stages import notify
 
-from .conftest import FakeHTTP, Mailbox
+from .services import FakeHTTP, Mailbox
 
 pytestmark = pytest.mark.integration
 

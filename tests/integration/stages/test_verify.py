@@ -11,7 +11,7 @@ from smepulse.jobs.errors import StageError
 from smepulse.jobs.settings import Settings
 from smepulse.jobs.stages import verify
 
-from .conftest import FakeHTTP, Request, free_port
+from .services import FakeHTTP, Request, free_port
 
 pytestmark = pytest.mark.integration
 
