@@ -338,3 +338,44 @@ def test_history_lists_runs(settings: Settings, tmp_path: Path) -> None:
     print_history(settings, 10, console=out)
     text = out.export_text()
     assert "p-20250314" in text and "Succeeded" in text
+
+
+CANCEL_SCRIPT = """
+import datetime as dt, sys
+from pathlib import Path
+from rich.console import Console
+from smepulse.jobs.runner import run_pipeline
+from smepulse.jobs.settings import Settings
+from tests.unit.runner.test_runner import DAY, catalog, fake
+
+home, marks = Path(sys.argv[1]), Path(sys.argv[2])
+ok = run_pipeline(Settings(home=home), "p", DAY, catalog=catalog(), console=Console(force_terminal=True),
+                  command=fake({"a": "time.sleep(60)", "c": "time.sleep(60)"}, marks))
+sys.exit(0 if ok else 1)
+"""
+
+
+def test_ctrl_c_cancels_running_stages_and_still_runs_finally(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    marks = tmp_path / "marks"
+    proc = subprocess.Popen([sys.executable, "-c", CANCEL_SCRIPT, str(tmp_path / "home"), str(marks)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while sorted(ran(marks)) != ["a", "c"]:
+        assert time.monotonic() < deadline and proc.poll() is None, (
+            proc.stdout.read() if proc.stdout else ""
+        )
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out
+    settings = Settings(home=tmp_path / "home")
+    rec = record(settings, "p-20250314")
+    assert rec.status == "Cancelled"
+    assert states(rec) == {
+        "a": "cancelled", "b": "cancelled", "c": "cancelled", "d": "cancelled",
+        "go": "cancelled", "notify": "succeeded",
+    }  # fmt: skip
+    assert "notify" in ran(marks)
