@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from smepulse.jobs.settings import Settings
+from smepulse.operator.kube import api_client
 from smepulse.operator.model import FINALIZER, GROUP
 from smepulse.operator.runtime import Runtime
 
@@ -27,6 +28,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
     ours: Settings = memo.get("settings") or Settings.load()
     memo.settings = ours
+    _quiet_kopf_logs(ours)
     settings.persistence.finalizer = FINALIZER
     # Annotations, not status: the structural schema would prune an undeclared status.kopf.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -58,6 +60,28 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
 
 
+@kopf.on.login()
+def login(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """Credentials from the same place as the operator's own client (:func:`api_client`):
+    in-cluster, else ``settings.kubeconfig``/the client's default kubeconfig."""
+    ours: Settings = memo.get("settings") or Settings.load()
+    conf = api_client(ours).configuration
+    header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _, token = str(header or "").partition(" ")
+    return kopf.ConnectionInfo(
+        server=conf.host,
+        ca_path=conf.ssl_ca_cert,
+        insecure=not conf.verify_ssl,
+        scheme=scheme if token else None,
+        token=(token or scheme) or None,
+        certificate_path=conf.cert_file,
+        private_key_path=conf.key_file,
+        trust_env=settings.networking.trust_env,
+    )
+
+
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     from smepulse.operator.health import stop_servers
@@ -66,6 +90,24 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
         memo.runtime.ready = False
         await stop_servers(memo.get("servers") or [])
         memo.runtime.close()
+
+
+class _DropKopfSettings(logging.Filter):
+    """kopf attaches its whole OperatorSettings to object log records as ``extra``; the JSON
+    formatter would print it on every line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("settings", None)
+        return True
+
+
+def _quiet_kopf_logs(settings: Settings) -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _DropKopfSettings) for f in handler.filters):
+            handler.addFilter(_DropKopfSettings())
+    if settings.log_level != "DEBUG":
+        # "Handler 'job_event' succeeded." for every Job event is noise; failures still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 def run_operator(

@@ -401,6 +401,8 @@ class _Planner:
         failed_stage: str | None = None,
     ) -> Plan:
         self.out.finished = True
+        if self.spec.ttl_seconds_after_finished is not None:
+            self.out.wake_in(self.spec.ttl_seconds_after_finished)  # then delete the run
         kind: Literal["Normal", "Warning"] = "Normal" if phase == "Succeeded" else "Warning"
         self.note(
             kind,

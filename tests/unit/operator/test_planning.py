@@ -229,6 +229,7 @@ def test_ttl_deletes_a_finished_run_after_its_time() -> None:
         {"pipeline": "ml-training", "stages": ["validate-models"], "ttlSecondsAfterFinished": 60}
     )
     drive_to_end(sim)
+    assert sim.plans[-1].finished and sim.plans[-1].requeue_after == 60
     plan = sim.step(30)
     assert not plan.delete_run and plan.requeue_after == pytest.approx(30, abs=2)
     assert sim.step(31).delete_run
