@@ -69,7 +69,7 @@ def login(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.Co
     header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix(
         "authorization"
     )
-    scheme, _, token = str(header or "").partition(" ")
+    scheme, _sep, token = str(header or "").partition(" ")
     return kopf.ConnectionInfo(
         server=conf.host,
         ca_path=conf.ssl_ca_cert,
