@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import yaml
 from kubernetes import client
@@ -77,17 +77,18 @@ def adopt_crd(api: client.ApiClient, release: str, namespace: str) -> None:
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
     """Poll ``probe`` until it returns a value that is not None; AssertionError on timeout."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: object = None
     while time.monotonic() < deadline:
         try:
-            last = probe()
+            value = probe()
         except ApiException as exc:
             last = f"HTTP {exc.status}"
             if exc.status not in (404, 409):
                 raise
         else:
-            if last is not None:
-                return last
+            if value is not None:
+                return value
+            last = value
         time.sleep(1)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 

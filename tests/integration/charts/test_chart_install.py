@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,7 +186,7 @@ def test_operator_service_account_is_refused_outside_its_grant(
     try:
         # Inside the grant (positive control): runs in its own namespace.
         client.CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
-        refused = {
+        refused: dict[str, Callable[[], object]] = {
             "list secrets": lambda: client.CoreV1Api(api).list_namespaced_secret(ns),
             "create a deployment": lambda: client.AppsV1Api(api).create_namespaced_deployment(
                 ns, {"metadata": {"name": "x"}, "spec": {}}
@@ -202,7 +202,11 @@ def test_operator_service_account_is_refused_outside_its_grant(
             assert err.value.status == 403, what
     finally:
         api.close()
-    # The same through impersonation, for the CronJobs' ServiceAccount.
+    # The same through impersonation (Impersonate-User), for both ServiceAccounts.
+    operator = f"system:serviceaccount:{ns}:{OPERATOR_SA}"
+    for args in (["get", "secrets"], ["create", "deployment", "x", "--image=x"]):
+        denied = kube_cluster.kubectl(*args, "-n", ns, "--as", operator, check=False)
+        assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), args
     submit = f"system:serviceaccount:{ns}:smepulse-submit"
 
     def can(verb: str, resource: str) -> str:

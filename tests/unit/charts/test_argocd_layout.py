@@ -21,7 +21,8 @@ ENVIRONMENTS = ["dev", "prod"]
 
 
 def _app(env: str) -> dict[str, Any]:
-    return APPS[f"smepulse-{env}"]
+    app: dict[str, Any] = APPS[f"smepulse-{env}"]
+    return app
 
 
 def _value_files(env: str) -> list[Path]:
