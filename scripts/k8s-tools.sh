@@ -14,7 +14,8 @@
 #     $KUBEBUILDER_ASSETS (kube-apiserver, etcd, kubectl) first, then $PATH, then the cache.
 #     Debian's kubectl 1.20 is too old and is therefore skipped by the version check.
 #   * The last line on stdout is a directory holding symlinks to all five tools
-#     (<cache>/bin-<k8s>-<etcd>-<helm>/); progress goes to stderr.
+#     (<cache>/bin-<k8s>-<etcd>-<helm>/, or <cache>/bin-custom-<hash>/ when some come from
+#     KUBEBUILDER_ASSETS or PATH); progress goes to stderr.
 #   * Idempotent: a second run with a warm cache takes seconds.
 #
 # Versions can be overridden with SMEPULSE_K8S_VERSION, SMEPULSE_ETCD_VERSION and
@@ -89,7 +90,7 @@ need_go() {
 
 # Write a throw-away wrapper module in $1 and echo nothing; fails loudly.
 new_module() { # dir name
-  rm -rf "$1" && mkdir -p "$1"
+  rm -rf "${1:?}" && mkdir -p "$1"
   (cd "$1" && go mod init "$2" >/dev/null 2>&1)
 }
 
@@ -106,7 +107,7 @@ build_kubernetes() { # -> builds into $CACHE/kubernetes-$K8S_VERSION/bin
   # go.mod (its "=> ./staging/..." lines), so new staging modules (1.36+) are picked up.
   gomod="$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
   [[ -f "$gomod" ]] || die "could not download k8s.io/kubernetes@v$K8S_VERSION from the Go module proxy"
-  for m in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod"); do
+  awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod" | while read -r m; do
     echo "replace $m => $m $staging_v" >>go.mod
   done
   # Keep upstream's runtime behaviour (it pins GODEBUG defaults in its go.mod).
@@ -123,7 +124,7 @@ build_kubernetes() { # -> builds into $CACHE/kubernetes-$K8S_VERSION/bin
   ldf+=" -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
   ldf+=" -X k8s.io/client-go/pkg/version.gitVersion=v$K8S_VERSION"
   ldf+=" -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$K8S_MINOR"
-  rm -rf "$work/bin"
+  rm -rf "${work:?}/bin"
   for cmd in kube-apiserver kube-controller-manager kubectl; do
     log "  go build $cmd"
     CGO_ENABLED=0 go build -p "$BUILD_JOBS" -trimpath -ldflags "$ldf" -o "bin/$cmd" "k8s.io/kubernetes/cmd/$cmd" >&2
@@ -140,7 +141,7 @@ build_etcd() {
   cd "$work"
   # `go install` refuses etcd (its go.mod has replace lines); as a dependency those are ignored.
   go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >&2
-  rm -rf "$work/bin"
+  rm -rf "${work:?}/bin"
   CGO_ENABLED=0 go build -p "$BUILD_JOBS" -trimpath -ldflags "-s -w" -o bin/etcd go.etcd.io/etcd/server/v3 >&2
   install_atomically "$work/bin" "$dest"
 }
@@ -159,7 +160,7 @@ build_helm() {
   ldf+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   ldf+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
   ldf+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$K8S_MINOR"
-  rm -rf "$work/bin"
+  rm -rf "${work:?}/bin"
   CGO_ENABLED=0 go build -p "$BUILD_JOBS" -trimpath -ldflags "$ldf" -o bin/helm helm.sh/helm/v3/cmd/helm >&2
   install_atomically "$work/bin" "$dest"
 }
@@ -206,7 +207,15 @@ for tool in "${TOOLS[@]}"; do
   log "$tool $(probe_version "$tool" "$path") -> $path"
 done
 
+# Named by versions when everything comes from the cache; tools found elsewhere
+# (KUBEBUILDER_ASSETS, PATH) get a directory named after their paths, so runs never mix.
 BIN_DIR="$CACHE/bin-$K8S_VERSION-$ETCD_VERSION-$HELM_VERSION"
+for tool in "${TOOLS[@]}"; do
+  if [[ "${FOUND[$tool]}" != "${CACHED[$tool]}" ]]; then
+    BIN_DIR="$CACHE/bin-custom-$(printf '%s\n' "${FOUND[@]}" | sha256sum | cut -c1-12)"
+    break
+  fi
+done
 mkdir -p "$BIN_DIR"
 for tool in "${TOOLS[@]}"; do
   ln -sfn "${FOUND[$tool]}" "$BIN_DIR/$tool"

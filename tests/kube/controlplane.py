@@ -27,6 +27,7 @@ import atexit
 import base64
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -50,6 +51,8 @@ import yaml
 from tests.kube.pki import FRONT_PROXY_CN, CertFiles, ClusterPKI, create_pki
 from tests.kube.procs import spawn, stop_group, tail
 from tests.kube.tools import find_bin_dir
+
+log = logging.getLogger(__name__)
 
 CONTEXT = "smepulse-test"
 SERVICE_CIDR = "10.0.0.0/24"
@@ -132,6 +135,7 @@ class ControlPlane:
         self.server = ""
         self.pki: ClusterPKI | None = None
         self._components: list[_Component] = []
+        self._cm_port = 0
         self._lock = threading.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -214,6 +218,12 @@ class ControlPlane:
         self._write_kubeconfig(
             cm_kubeconfig, pki.controller_manager, "system:kube-controller-manager"
         )
+        self._cm_port = cm_port
+        self._start_controller_manager(cm_kubeconfig, deadline)
+
+    def _start_controller_manager(self, cm_kubeconfig: Path, deadline: float) -> None:
+        assert self.pki is not None
+        pki = self.pki
         self._spawn(
             "kube-controller-manager",
             [
@@ -222,7 +232,7 @@ class ControlPlane:
                 f"--authentication-kubeconfig={cm_kubeconfig}",
                 f"--authorization-kubeconfig={cm_kubeconfig}",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={cm_port}",
+                f"--secure-port={self._cm_port}",
                 f"--cert-dir={self.workdir / 'controller-manager-certs'}",
                 "--leader-elect=false",
                 "--controllers=*",
@@ -239,9 +249,10 @@ class ControlPlane:
         self._wait(
             "kube-controller-manager",
             deadline,
-            lambda: _http_ok(f"https://127.0.0.1:{cm_port}/healthz", insecure),
+            lambda: _http_ok(f"https://127.0.0.1:{self._cm_port}/healthz", insecure),
         )
         # The service-account controller creating "default" proves the controller loops run.
+        admin_ctx = _client_context(pki.ca.cert, pki.admin)
         self._wait(
             "kube-controller-manager",
             deadline,
@@ -249,6 +260,22 @@ class ControlPlane:
                 f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", admin_ctx
             ),
         )
+
+    def restart_controller_manager(self, timeout: float = 30.0) -> None:
+        """Restart kube-controller-manager, e.g. right after installing CRDs.
+
+        The garbage collector finds new resource types only on its discovery resync (every
+        30 s, hard-coded), and until then it retries dependents of an unknown owner type with
+        growing back-off: deleting a custom resource can take 30-60 s to cascade to its Jobs.
+        A restarted controller-manager knows every installed CRD from its first second.
+        """
+        with self._lock:
+            for c in [c for c in self._components if c.name == "kube-controller-manager"]:
+                c.stop()
+                self._components.remove(c)
+            self._start_controller_manager(
+                self.workdir / "controller-manager.kubeconfig", time.monotonic() + timeout
+            )
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         self._components.append(_Component(name, argv, self.log_dir / f"{name}.log"))
@@ -443,6 +470,7 @@ def _main(argv: list[str] | None = None) -> int:
     up.add_argument("--build", action="store_true", help="build the tools if they are missing")
     args = parser.parse_args(argv)
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _interrupt)
     bin_dir = args.bin_dir or find_bin_dir(build=args.build)
     started = time.monotonic()
@@ -464,9 +492,11 @@ def _main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        log.info("stopping")
         if node is not None:
             node.stop()
         cp.stop()
+        log.info("stopped")
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -58,13 +58,17 @@ def kube_cluster(
     """A running control plane for the whole session (see module docstring)."""
     workdir = tmp_path_factory.mktemp("kube")
     cp = ControlPlane(kube_bin_dir, workdir, keep=True)
+    error: ControlPlaneError | None = None
     try:
         cp.start()
     except ControlPlaneError as exc:
+        error = exc
+    if error is not None:
         cp.stop()
         # Not a skip: the binaries are there, so a control plane that fails to start is a bug.
         pytest.fail(
-            f"Kubernetes control plane did not start (logs in {cp.log_dir}):\n{exc}", pytrace=False
+            f"Kubernetes control plane did not start (logs in {cp.log_dir}):\n{error}",
+            pytrace=False,
         )
     try:
         yield cp

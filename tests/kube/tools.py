@@ -1,9 +1,9 @@
 """Find the Kubernetes tool binaries built by ``scripts/k8s-tools.sh``.
 
-Lookup order: ``$SMEPULSE_KUBE_BIN_DIR`` (or ``$SMEPULSE_KUBE_BIN``: a directory holding
-all five tools), then the
-script itself in ``--check`` mode, which looks in ``$KUBEBUILDER_ASSETS``, on ``PATH`` (with a
-version check) and in the version-keyed cache, and builds nothing. Building is slow (tens of
+Lookup order: ``$SMEPULSE_KUBE_BIN_DIR`` (or ``$SMEPULSE_KUBE_BIN``), a directory holding
+all five tools; then the script itself in ``--check`` mode, which looks in
+``$KUBEBUILDER_ASSETS``, on ``PATH`` (with a version check) and in the version-keyed cache,
+and builds nothing. Building is slow (tens of
 minutes on two cores), so it happens only when asked for: ``build=True`` here, or
 ``SMEPULSE_KUBE_BUILD=1``, or running the script by hand / from ``.ci/run``.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,8 +118,66 @@ def test_failing_command_fails_the_job(
         assert "not found on PATH" in kube_node.pod_log(kube_namespace, pod.metadata.name)
 
 
+def test_job_deadline_kills_the_process(
+    kube_api: client.ApiClient, kube_node: NodeStandIn, kube_namespace: str
+) -> None:
+    body = job_body("slow", ["sleep", "300"])
+    body["spec"]["activeDeadlineSeconds"] = 2
+    client.BatchV1Api(kube_api).create_namespaced_job(kube_namespace, body)
+
+    assert wait_for_job(kube_api, kube_namespace, "slow", timeout=30) == "Failed"
+
+    job = client.BatchV1Api(kube_api).read_namespaced_job("slow", kube_namespace)
+    reasons = {c.reason for c in job.status.conditions if c.type == "Failed"}
+    assert reasons == {"DeadlineExceeded"}
+    # The Job controller deleted the Pod; the stand-in killed it and confirmed the deletion.
+    core = client.CoreV1Api(kube_api)
+    wait_for(
+        lambda: not core.list_namespaced_pod(kube_namespace, label_selector="job-name=slow").items,
+        timeout=30,
+        what="the deadline-exceeded Pod to be deleted",
+    )
+
+
+def test_pod_waits_for_its_configmap(
+    kube_api: client.ApiClient, kube_node: NodeStandIn, kube_namespace: str
+) -> None:
+    core = client.CoreV1Api(kube_api)
+    client.BatchV1Api(kube_api).create_namespaced_job(
+        kube_namespace,
+        job_body(
+            "needs-config",
+            ["sh", "-c", "echo $STAGE"],
+            envFrom=[{"configMapRef": {"name": "late"}}],
+        ),
+    )
+
+    def waiting_reason() -> str | None:
+        pods = core.list_namespaced_pod(kube_namespace, label_selector="job-name=needs-config")
+        for pod in pods.items:
+            for status in pod.status.container_statuses or []:
+                if status.state.waiting:
+                    return str(status.state.waiting.reason)
+        return None
+
+    reason = wait_for(waiting_reason, timeout=30, what="the Pod to wait for its ConfigMap")
+    assert reason in ("ContainerCreating", "CreateContainerConfigError")
+    wait_for(
+        lambda: waiting_reason() == "CreateContainerConfigError",
+        timeout=30,
+        what="CreateContainerConfigError",
+    )
+    core.create_namespaced_config_map(
+        kube_namespace, {"metadata": {"name": "late"}, "data": {"STAGE": "verify-infra"}}
+    )
+
+    assert wait_for_job(kube_api, kube_namespace, "needs-config") == "Complete"
+    pod = pod_of_job(kube_api, kube_namespace, "needs-config")
+    assert kube_node.pod_log(kube_namespace, pod.metadata.name).strip() == "verify-infra"
+
+
 @pytest.fixture(scope="module")
-def widget_crd(kube_api: client.ApiClient) -> Iterator[str]:
+def widget_crd(kube_api: client.ApiClient, kube_cluster: ControlPlane) -> Iterator[str]:
     """A tiny namespaced CRD with a status subresource, removed after the module."""
     ext = client.ApiextensionsV1Api(kube_api)
     name = f"{PLURAL}.{GROUP}"
@@ -168,6 +227,8 @@ def widget_crd(kube_api: client.ApiClient) -> Iterator[str]:
         )
 
     wait_for(established, timeout=30, what=f"CRD {name} Established")
+    # So that the garbage collector knows the new type at once (see the method's docstring).
+    kube_cluster.restart_controller_manager()
     try:
         yield name
     finally:
@@ -234,6 +295,26 @@ def test_kubectl_and_helm_report_built_versions(kube_cluster: ControlPlane) -> N
     assert denied.stdout.strip() == "no"
 
 
+def test_helm_installs_a_chart(
+    kube_cluster: ControlPlane, kube_api: client.ApiClient, kube_namespace: str, tmp_path: Path
+) -> None:
+    chart = tmp_path / "demo"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: demo\nversion: 0.1.0\nkubeVersion: '>=1.34.0-0'\n"
+    )
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cfg\n"
+        "data:\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n"
+    )
+
+    kube_cluster.helm("install", "demo", str(chart), "-n", kube_namespace, "--wait")
+
+    cm = client.CoreV1Api(kube_api).read_namespaced_config_map("demo-cfg", kube_namespace)
+    assert cm.data["kube"].startswith("v1.")
+    kube_cluster.helm("uninstall", "demo", "-n", kube_namespace, "--wait")
+
+
 def test_deleting_owner_garbage_collects_jobs(
     kube_api: client.ApiClient,
     kube_node: NodeStandIn,
@@ -283,15 +364,15 @@ def test_deleting_owner_garbage_collects_jobs(
 
     custom.delete_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, "owner")
 
-    # The garbage collector learns new CRDs on its 30 s discovery resync: allow for that.
+    # Fast because widget_crd restarted controller-manager after installing the CRD.
     wait_for(
         lambda: gone(lambda: batch.read_namespaced_job("owned", kube_namespace)),
-        timeout=90,
+        timeout=30,
         what="the garbage collector to delete the owned Job",
     )
     # ...and the Job's Pod follows; the stand-in kills its process and confirms the deletion.
     wait_for(
         lambda: gone(lambda: core.read_namespaced_pod(pod.metadata.name, kube_namespace)),
-        timeout=60,
+        timeout=30,
         what="the owned Job's Pod to be deleted",
     )
