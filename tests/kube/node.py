@@ -119,7 +119,11 @@ class NodeStandIn:
             else {k: v for k, v in os.environ.items() if k in BASE_ENV_KEYS or k.startswith("LC_")}
         )
         self.heartbeat_seconds = heartbeat_seconds
-        self.api = config.new_client_from_config(config_file=self.kubeconfig)
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
+        # Every running Pod writes status from its own thread: size the pool for that.
+        cfg.connection_pool_maxsize = max(10, 3 * max_pods + 4)
+        self.api = client.ApiClient(cfg)
         self.core = client.CoreV1Api(self.api)
         self.coordination = client.CoordinationV1Api(self.api)
         self._runs: dict[str, PodRun] = {}
@@ -181,13 +185,18 @@ class NodeStandIn:
         return self.log_dir / namespace / pod
 
     def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
-        """A container's combined stdout+stderr (the only container if ``container`` is None)."""
+        """A container's combined stdout+stderr so far ('' if it has not started).
+
+        ``container`` may be omitted when the Pod has written one log only; with several
+        (init containers, sidecars) that raises ValueError naming them.
+        """
         folder = self.pod_log_dir(namespace, pod)
         if container is None:
             logs = sorted(folder.glob("*.log"))
-            if not logs:
-                return ""
-            return logs[0].read_text(errors="replace")
+            if len(logs) > 1:
+                names = ", ".join(p.stem for p in logs)
+                raise ValueError(f"pod {namespace}/{pod} has several container logs: {names}")
+            return logs[0].read_text(errors="replace") if logs else ""
         path = folder / f"{container}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
@@ -301,15 +310,18 @@ class NodeStandIn:
 
     # ---- watching Pods ---------------------------------------------------------------------
 
-    def _list_pods(self, **kwargs: Any) -> Any:
+    def _pod_lister(self) -> tuple[Any, tuple[str, ...]]:
+        # The generated API method itself (not a wrapper): Watch.stream reads the model type
+        # to deserialize events into from the method's docstring.
         if self.namespace:
-            return self.core.list_namespaced_pod(self.namespace, **kwargs)
-        return self.core.list_pod_for_all_namespaces(**kwargs)
+            return self.core.list_namespaced_pod, (self.namespace,)
+        return self.core.list_pod_for_all_namespaces, ()
 
     def _watch_loop(self) -> None:
+        list_pods, args = self._pod_lister()
         while not self._stopping.is_set():
             try:
-                pods = self._list_pods()
+                pods = list_pods(*args)
                 for pod in pods.items:
                     self._on_pod(pod)
                 rv = pods.metadata.resource_version
@@ -317,10 +329,14 @@ class NodeStandIn:
                 while not self._stopping.is_set():
                     w = watch.Watch()
                     for event in w.stream(
-                        self._list_pods, resource_version=rv, timeout_seconds=5, _request_timeout=30
+                        list_pods,
+                        *args,
+                        resource_version=rv,
+                        timeout_seconds=5,
+                        _request_timeout=30,
                     ):
                         pod = event["object"]
-                        if event["type"] == "BOOKMARK":  # the client leaves these as dicts
+                        if event["type"] == "BOOKMARK" or isinstance(pod, dict):
                             rv = event["raw_object"]["metadata"]["resourceVersion"]
                             continue
                         rv = pod.metadata.resource_version
