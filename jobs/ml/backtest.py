@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from smepulse.jobs.ml.cashflow import CashflowModel, CashflowSpec
 from smepulse.jobs.ml.features import feature_matrix
 from smepulse.jobs.ml.protocol import FloatArray
-from smepulse.jobs.ml.uc09_models import SEASON, CashflowModel, CashflowSpec
+from smepulse.jobs.ml.uc09_models import SEASON
 from smepulse.jobs.ml.uc10_models import AnomalyModel, AnomalySpec
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
+from smepulse.jobs.ml.cashflow import CashflowModel
 from smepulse.jobs.ml.features import feature_matrix
-from smepulse.jobs.ml.uc09_models import CashflowModel
 from smepulse.jobs.ml.uc10_models import AnomalyModel
 
 ARTIFACT_KEY = "model"

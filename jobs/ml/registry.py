@@ -7,6 +7,10 @@ folder or S3). The serving alias is ``champion``; only ``validate-models`` moves
 On the embedded stack uc09-train and uc10-train run in parallel against one SQLite file; SQLite
 (and MLflow's schema migration on a fresh file) does not like concurrent writers, so MLflow
 work takes turns through an advisory lock beside the database, like DuckDB's.
+
+Everything goes through explicit ``MlflowClient`` objects, never ``mlflow.set_tracking_uri``:
+that call also exports ``MLFLOW_TRACKING_URI`` into the process environment, which a later
+``Settings()`` in the same process would then read back as configuration.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +40,9 @@ _USE_CASE = {UC09_MODEL: "UC09", UC10_MODEL: "UC10"}
 @contextlib.contextmanager
 def tracking(settings: Settings) -> Iterator[Any]:
     """An ``MlflowClient`` for the configured store, holding the SQLite lock if there is one."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     uri = settings.tracking_uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
         with duckdb_lock(
@@ -94,37 +96,52 @@ def log_and_register(
 
     ``save(path)`` writes the fitted model folder that becomes the pyfunc's ``model`` artifact.
     """
-    import mlflow
+    import mlflow.pyfunc
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
 
     from smepulse.jobs.ml.pyfunc import ARTIFACT_KEY
 
-    with tracking(settings) as client, tempfile.TemporaryDirectory(prefix="smepulse-model-") as tmp:
-        model_dir = Path(tmp) / "model"
-        save(model_dir)
-        exp = experiment_id(client, settings, use_case)
-        with mlflow.start_run(
-            experiment_id=exp, run_name=f"{use_case}-{tags.get('logical_date', '')}"
-        ) as run:
-            mlflow.set_tags(tags)
-            mlflow.log_params(params)
-            mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # drop NaN
-            for file_name, doc in documents.items():
-                mlflow.log_dict(doc, file_name)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=python_model,
-                artifacts={ARTIFACT_KEY: str(model_dir)},
-                signature=infer_signature(input_example, output_example),
-                input_example=input_example,
-                registered_model_name=model_name,
-                pip_requirements=_requirements(),
+    with tempfile.TemporaryDirectory(prefix="smepulse-model-") as tmp:
+        fitted, packaged = Path(tmp) / "fitted", Path(tmp) / "model"
+        save(fitted)
+        # Packaging (and MLflow's check of the input example against the signature) is local.
+        mlflow.pyfunc.save_model(
+            path=str(packaged),
+            python_model=python_model,
+            artifacts={ARTIFACT_KEY: str(fitted)},
+            signature=infer_signature(input_example, output_example),
+            input_example=input_example,
+            pip_requirements=_requirements(),
+        )
+        with tracking(settings) as client:
+            exp = experiment_id(client, settings, use_case)
+            run = client.create_run(exp, run_name=f"{use_case}-{tags.get('logical_date', '')}")
+            run_id = run.info.run_id
+            now = int(time.time() * 1000)
+            client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v
+                ],  # no NaN
+                params=[Param(k, str(v)) for k, v in params.items()],
+                tags=[RunTag(k, v) for k, v in tags.items()],
             )
-            version = str(info.registered_model_version)
-            for key, value in tags.items():
-                client.set_model_version_tag(model_name, version, key, value)
-        log.info("registered %s version %s (run %s)", model_name, version, run.info.run_id)
-        return RegisteredVersion(model_name, version, run.info.run_id, dict(tags))
+            for file_name, doc in documents.items():
+                client.log_dict(run_id, doc, file_name)
+            client.log_artifacts(run_id, str(packaged), "model")
+            try:
+                client.create_registered_model(model_name)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            mv = client.create_model_version(
+                model_name, source=f"{run.info.artifact_uri}/model", run_id=run_id, tags=tags
+            )
+            client.set_terminated(run_id)
+    log.info("registered %s version %s (run %s)", model_name, mv.version, run_id)
+    return RegisteredVersion(model_name, str(mv.version), run_id, dict(tags))
 
 
 def _requirements() -> list[str]:
@@ -192,13 +209,20 @@ def load_run_document(client: Any, run_id: str, file_name: str) -> Any:
         return json.loads(Path(local).read_text())
 
 
+def load_version(client: Any, version: RegisteredVersion) -> Any:
+    """The unwrapped pyfunc of a registered version (``.model`` is the typed model)."""
+    import mlflow.pyfunc
+
+    with tempfile.TemporaryDirectory(prefix="smepulse-load-") as tmp:
+        local = client.download_artifacts(version.run_id, "model", tmp)
+        return mlflow.pyfunc.load_model(local).unwrap_python_model()
+
+
 def load_champion(settings: Settings, model_name: str) -> tuple[Any, RegisteredVersion]:
     """The champion's unwrapped pyfunc (``.model`` is the typed model) and its version.
 
     Raises :class:`StageError` with one actionable line when there is no champion.
     """
-    import mlflow.pyfunc
-
     with tracking(settings) as client:
         current = champion(client, model_name)
         if current is None:
@@ -206,5 +230,4 @@ def load_champion(settings: Settings, model_name: str) -> tuple[Any, RegisteredV
                 f"no champion model for {_USE_CASE.get(model_name, model_name)}: "
                 "run the ml-training pipeline first"
             )
-        loaded = mlflow.pyfunc.load_model(f"models:/{model_name}@{CHAMPION}")
-    return loaded.unwrap_python_model(), current
+        return load_version(client, current), current

@@ -22,9 +22,9 @@ import pandas as pd
 from smepulse.jobs.errors import StageError
 from smepulse.jobs.ml import registry
 from smepulse.jobs.ml.backtest import ForecastScore, backtest_cashflow
+from smepulse.jobs.ml.cashflow import CashflowModel, CashflowSpec
 from smepulse.jobs.ml.data import load_daily_cashflow
 from smepulse.jobs.ml.pyfunc import CashflowPyfunc
-from smepulse.jobs.ml.uc09_models import CashflowModel, CashflowSpec
 from smepulse.jobs.settings import Settings
 
 log = logging.getLogger(__name__)

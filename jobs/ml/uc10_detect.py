@@ -22,22 +22,22 @@ from smepulse.jobs.ml import registry
 from smepulse.jobs.ml.data import load_transactions
 from smepulse.jobs.ml.features import build_features, explain, feature_matrix
 from smepulse.jobs.ml.protocol import FloatArray
+from smepulse.jobs.ml.uc10_models import ALERT_RATE_TOLERANCE
 from smepulse.jobs.settings import Settings
 from smepulse.jobs.warehouse import get_warehouse
 
 log = logging.getLogger(__name__)
 TABLE = "ml_anomaly_alerts"
-RATE_TOLERANCE = 0.25
 
 
 def alert_count(scores: FloatArray, threshold: float, rate: float) -> int:
     """How many of the top scores become alerts: those at or above ``threshold``, held within
-    [floor... ceil] of ``rate`` ± 25 % of the window (at least one when the window is not empty)."""
+    ``rate`` ± 25 % of the window size (at least one alert when the window is not empty)."""
     n = len(scores)
     if n == 0:
         return 0
-    low = max(1, math.ceil(n * rate * (1 - RATE_TOLERANCE)))
-    high = max(low, math.floor(n * rate * (1 + RATE_TOLERANCE)))
+    low = max(1, math.ceil(n * rate * (1 - ALERT_RATE_TOLERANCE)))
+    high = max(low, math.floor(n * rate * (1 + ALERT_RATE_TOLERANCE)))
     return int(min(max(int((scores >= threshold).sum()), low), high))
 
 

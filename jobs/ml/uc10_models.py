@@ -19,6 +19,9 @@ import pandas as pd
 from smepulse.jobs.ml.features import FEATURE_COLUMNS
 from smepulse.jobs.ml.protocol import BoolArray, Detector, FloatArray, NotFittedError
 
+# Alerts per window are held within target rate ± 25 % (3–5 % for the default 4 %).
+ALERT_RATE_TOLERANCE = 0.25
+
 
 class IsolationForestDetector:
     """scikit-learn IsolationForest; score = minus ``score_samples`` (higher = more anomalous)."""

@@ -29,82 +29,10 @@ from typing import Any
 
 from smepulse.jobs.errors import StageError
 from smepulse.jobs.ml import registry
+from smepulse.jobs.ml.promotion import Decision, decide, decide_unlabelled
 from smepulse.jobs.settings import Settings
 
 log = logging.getLogger(__name__)
-RATE_TOLERANCE = 0.25
-
-
-@dataclass(frozen=True)
-class Decision:
-    promote: bool
-    reason: str
-
-
-def _tie(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def decide(
-    *,
-    metric: str,
-    candidate: float,
-    baseline: float,
-    champion: float | None,
-    lower_is_better: bool,
-    candidate_is_fresher: bool,
-) -> Decision:
-    """The promotion rule (pure). ``champion`` is None when there is no champion yet."""
-
-    def better(a: float, b: float) -> bool:
-        return (a < b if lower_is_better else a > b) and not _tie(a, b)
-
-    if math.isnan(candidate):
-        return Decision(False, f"candidate has no {metric} figure")
-    if not better(candidate, baseline):
-        return Decision(
-            False, f"{metric} {candidate:.4f} does not beat the baseline's {baseline:.4f}"
-        )
-    if champion is None or math.isnan(champion):
-        return Decision(
-            True, f"first champion: {metric} {candidate:.4f} beats the baseline's {baseline:.4f}"
-        )
-    if better(candidate, champion):
-        return Decision(
-            True,
-            f"{metric} {candidate:.4f} beats the champion's {champion:.4f} and the baseline's {baseline:.4f}",
-        )
-    if _tie(candidate, champion) and candidate_is_fresher:
-        return Decision(
-            True,
-            f"ties the champion's {metric} {champion:.4f} on the same backtest and has newer data",
-        )
-    return Decision(False, f"{metric} {candidate:.4f} does not beat the champion's {champion:.4f}")
-
-
-def decide_unlabelled(
-    *, candidate_rate: float, champion_rate: float | None, target: float
-) -> Decision:
-    """UC10 without labels: the alert-rate rule of the module docstring (pure)."""
-    low, high = target * (1 - RATE_TOLERANCE), target * (1 + RATE_TOLERANCE)
-    band = f"{100 * low:.1f}–{100 * high:.1f} %"
-    inside = low <= candidate_rate <= high
-    if champion_rate is None:
-        if inside:
-            return Decision(
-                True,
-                f"first champion (no labels): alert rate {100 * candidate_rate:.1f} % within {band}",
-            )
-        return Decision(
-            False, f"no labels and alert rate {100 * candidate_rate:.1f} % outside {band}"
-        )
-    if not low <= champion_rate <= high and inside:
-        return Decision(
-            True,
-            f"no labels; champion's alert rate drifted to {100 * champion_rate:.1f} % (target {band}), "
-            f"candidate's is {100 * candidate_rate:.1f} %",
-        )
-    return Decision(False, "no labels to show the new version is better; champion kept")
 
 
 @dataclass
@@ -166,8 +94,8 @@ def _fresher(candidate: Any, champion: Any) -> bool:
 
 def validate_uc09(settings: Settings, client: Any) -> Outcome | None:
     from smepulse.jobs.ml.backtest import backtest_cashflow
+    from smepulse.jobs.ml.cashflow import CashflowSpec
     from smepulse.jobs.ml.data import load_daily_cashflow
-    from smepulse.jobs.ml.uc09_models import CashflowSpec
 
     name = registry.UC09_MODEL
     candidate, champion = _candidate_and_champion(client, name)
@@ -213,11 +141,14 @@ def validate_uc09(settings: Settings, client: Any) -> Outcome | None:
 
 
 def champion_figures_uc10(
-    settings: Settings, candidate: Any, champion: Any, labelled: bool, candidate_ap: float
+    settings: Settings,
+    client: Any,
+    candidate: Any,
+    champion: Any,
+    labelled: bool,
+    candidate_ap: float,
 ) -> dict[str, float]:
     """The UC10 champion's figure on the candidate's evaluation (see the module docstring)."""
-    import mlflow.pyfunc
-
     from smepulse.jobs.ml.backtest import evaluate_detector
     from smepulse.jobs.ml.data import load_anomaly_labels, load_transactions
     from smepulse.jobs.ml.features import build_features, feature_matrix
@@ -235,11 +166,7 @@ def champion_figures_uc10(
         )
         return {"average_precision": score.average_precision}
     # No labels: how many alerts the champion's own fitted model raises on the last window.
-    model = (
-        mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
-        .unwrap_python_model()
-        .model
-    )
+    model = registry.load_version(client, champion).model
     window_start = end - dt.timedelta(days=settings.ml_anomaly_window_days - 1)
     recent = features[features["local_at"].dt.date >= window_start]
     rate = (
@@ -275,7 +202,7 @@ def validate_uc10(settings: Settings, client: Any) -> Outcome | None:
     }
     champ = (
         champion_figures_uc10(
-            settings, candidate, champion, labelled, figures["candidate_average_precision"]
+            settings, client, candidate, champion, labelled, figures["candidate_average_precision"]
         )
         if champion is not None
         else None
@@ -295,9 +222,20 @@ def validate_uc10(settings: Settings, client: Any) -> Outcome | None:
         decision = decide_unlabelled(
             candidate_rate=figures["candidate_recent_alert_rate"],
             champion_rate=None if champ is None else champ["recent_alert_rate"],
-            target=settings.ml_anomaly_alert_rate,
+            target=float(json.loads(candidate.tags["spec"])["alert_rate"]),
         )
     return _apply(client, name, candidate, champion, decision, figures)
+
+
+def _strict(value: Any) -> Any:
+    """NaN (a figure that does not exist, e.g. ROC-AUC without labels) as JSON null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return value
 
 
 def run(settings: Settings) -> None:
@@ -315,7 +253,7 @@ def run(settings: Settings) -> None:
     }
     path = settings.home / "ml" / f"validation-{logical.isoformat()}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, default=str))
+    path.write_text(json.dumps(_strict(document), indent=2, default=str, allow_nan=False))
     log.info("validation results written to %s", path)
     missing = [uc.upper() for uc, o in outcomes.items() if o is None]
     if missing:

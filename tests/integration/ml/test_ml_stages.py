@@ -26,13 +26,11 @@ END = dt.date(2026, 6, 30)
 
 
 def _settings(home: Path, **extra: object) -> Settings:
-    return Settings(
-        home=home,
-        logical_date=END,
-        ml_backtest_folds=2,
-        ml_forecast_candidates=["prophet", "ets"],
-        **extra,  # type: ignore[arg-type]
-    )
+    options: dict[str, object] = {
+        "ml_backtest_folds": 2,
+        "ml_forecast_candidates": ["prophet", "ets"],
+    }
+    return Settings(home=home, logical_date=END, **{**options, **extra})  # type: ignore[arg-type]
 
 
 def _load_silver(settings: Settings) -> None:
@@ -159,3 +157,42 @@ def test_retraining_on_the_same_data_keeps_the_champion_and_says_why(trained: Se
     assert doc["uc10"]["decision"] == "rejected" and doc["uc10"]["champion_after"] == "1"
     assert "does not beat the champion" in doc["uc10"]["reason"]
     assert doc["uc09"]["decision"] == "unchanged"
+
+
+def test_a_challenger_of_another_kind_is_judged_on_the_champions_refitted_backtest(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path, ml_forecast_candidates=["ets"])
+    _load_silver(settings)
+    uc09_train.run(settings)
+    with pytest.raises(StageError, match="no registered model version for UC10"):
+        validate.run(settings)  # decides UC09 all the same, then says what is missing
+    challenger = _settings(tmp_path, ml_forecast_candidates=["prophet"])
+    uc09_train.run(challenger)
+    with pytest.raises(StageError, match="UC10"):
+        validate.run(challenger)
+    doc = json.loads((tmp_path / "ml" / f"validation-{END}.json").read_text())["uc09"]
+    figures = doc["figures"]
+    assert doc["candidate_version"] == "2" and doc["champion_before"] == "1"
+    assert figures["champion_kind"].startswith("ets/") and figures["candidate_kind"].startswith(
+        "prophet/"
+    )
+    wins = figures["baseline_mase"] > figures["candidate_mase"] < figures["champion_mase"]
+    assert doc["decision"] == ("promoted" if wins else "rejected")
+    assert doc["champion_after"] == ("2" if wins else "1")
+
+
+def test_without_labels_the_alert_rate_rule_decides(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    _load_silver(settings)
+    (settings.labels_dir / "bank_transaction_anomalies.parquet").unlink()
+    uc10_train.run(settings)
+    uc10_train.run(_settings(tmp_path, ml_anomaly_alert_rate=0.05))
+    with pytest.raises(StageError, match="UC09"):
+        validate.run(settings)  # v2 is the candidate; there is no champion yet
+    doc = json.loads((tmp_path / "ml" / f"validation-{END}.json").read_text())["uc10"]
+    assert doc["figures"]["labelled"] is False
+    rate = doc["figures"]["candidate_recent_alert_rate"]
+    inside = 0.0375 <= rate <= 0.0625
+    assert doc["decision"] == ("promoted" if inside else "rejected")
+    assert ("first champion (no labels)" in doc["reason"]) is inside

@@ -16,8 +16,8 @@ from smepulse.jobs.ml.backtest import (
     rmsse,
     smape,
 )
+from smepulse.jobs.ml.cashflow import CashflowSpec
 from smepulse.jobs.ml.features import build_features
-from smepulse.jobs.ml.uc09_models import CashflowSpec
 from smepulse.jobs.ml.uc10_models import AnomalySpec
 from tests.unit.ml.synthetic import daily_cashflow, transactions
 

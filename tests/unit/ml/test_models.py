@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from smepulse.jobs.ml.cashflow import CashflowModel, CashflowSpec
 from smepulse.jobs.ml.features import build_features, feature_matrix
 from smepulse.jobs.ml.protocol import Detector, Forecaster, NotFittedError
 from smepulse.jobs.ml.uc09_models import (
-    CashflowModel,
-    CashflowSpec,
     ETSForecaster,
     ProphetForecaster,
     SeasonalNaive,
