@@ -42,7 +42,10 @@ def start_operator(env: dict[str, str], namespace: str, log: Path) -> subprocess
 
 @pytest.mark.stage_env(FAKE_SLEEP="*=1")
 def test_sigkill_at_random_moments_never_duplicates_or_loses_a_run(
-    operator_env: dict[str, str], kube_namespace: str, runs: Runs, stage_env: StageEnv,
+    operator_env: dict[str, str],
+    kube_namespace: str,
+    runs: Runs,
+    stage_env: StageEnv,
     tmp_path: Path,
 ) -> None:
     seed = int(os.environ.get("SMEPULSE_CHAOS_SEED", str(time.time_ns() % 10_000)))
@@ -52,8 +55,13 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_a_run(
     for i in range(RUNS):
         name = f"ml-predict-202502{i + 1:02d}"
         params = {"fakeFail": "refresh-metabase"} if i % 2 else {}
-        runs.create(name, pipeline="ml-predict", logicalDate=f"2025-02-{i + 1:02d}",
-                    retries={"limit": 1, "backoffSeconds": 1}, params=params)
+        runs.create(
+            name,
+            pipeline="ml-predict",
+            logicalDate=f"2025-02-{i + 1:02d}",
+            retries={"limit": 1, "backoffSeconds": 1},
+            params=params,
+        )
         names.append(name)
 
     def unfinished() -> list[str]:
@@ -69,9 +77,13 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_a_run(
     # A last, undisturbed operator finishes what is left; SIGTERM must end it cleanly.
     proc = start_operator(operator_env, kube_namespace, log)
     try:
-        wait_for(lambda: not unfinished(), timeout=240, interval=1,
-                 what=f"all runs terminal (seed {seed}, {kills} kills)",
-                 describe=lambda: str(unfinished()))
+        wait_for(
+            lambda: not unfinished(),
+            timeout=240,
+            interval=1,
+            what=f"all runs terminal (seed {seed}, {kills} kills)",
+            describe=lambda: str(unfinished()),
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, log.read_text()[-5000:]
@@ -83,7 +95,9 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_a_run(
         per_stage = Counter(j.metadata.labels["smepulse.io/stage"] for j in runs.jobs(name))
         recorded = {s["name"]: s for s in status["stages"]}
         for stage, count in per_stage.items():
-            max_attempts = limit if stage != "notify" else 1 + PIPELINE.stage("notify").retries.limit
+            max_attempts = (
+                limit if stage != "notify" else 1 + PIPELINE.stage("notify").retries.limit
+            )
             assert count <= max_attempts, f"{name}/{stage}: {count} Jobs (seed {seed})"
             assert count == recorded[stage]["attempts"], (name, stage, recorded[stage], seed)
         if i % 2:

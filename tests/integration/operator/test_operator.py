@@ -8,7 +8,11 @@ asserts afterwards that it exited 0 with no traceback.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
+import sys
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -297,3 +301,50 @@ def test_bad_specs_are_refused_at_admission(
         "-p",
         '{"spec":{"suspend":false,"cancel":true,"ttlSecondsAfterFinished":60}}',
     )
+
+
+def test_submit_is_idempotent(
+    kube_cluster: ControlPlane,
+    pipelinerun_crd: object,
+    kube_namespace: str,
+    runs: Runs,
+) -> None:
+    exe = str(Path(sys.executable).with_name("smepulse"))
+    env = {**os.environ, "SMEPULSE_KUBECONFIG": str(kube_cluster.kubeconfig)}
+    argv = [exe, "submit", "daily-etl", "-d", "2025-01-05", "-n", kube_namespace, "-p", "k=v"]
+    first = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    second = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
+    assert "daily-etl-20250105 created" in first.stdout
+    assert "already exists" in second.stdout
+    run = runs.get("daily-etl-20250105")
+    assert run is not None and run["spec"]["params"] == {"k": "v"}
+    assert len(runs.list()) == 1
+    bad = subprocess.run(
+        [exe, "submit", "nightly", "-n", kube_namespace],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and "unknown pipeline 'nightly'" in bad.stderr
+
+
+def test_metrics_and_probes(operator: Operator, runs: Runs, operator_env: dict[str, str]) -> None:
+    with operator():
+        runs.create("probe-run", pipeline="ml-training", stages=["validate-models"])
+        runs.wait_phase("probe-run", timeout=60)
+        base = "http://127.0.0.1:"
+        health = operator_env["SMEPULSE_OPERATOR_HEALTH_PORT"]
+        for path in ("/healthz", "/readyz"):
+            with urllib.request.urlopen(f"{base}{health}{path}", timeout=5) as resp:
+                assert resp.status == 200
+        port = operator_env["SMEPULSE_OPERATOR_METRICS_PORT"]
+        with urllib.request.urlopen(f"{base}{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        assert (
+            'smepulse_stage_jobs_created_total{pipeline="ml-training",stage="validate-models"}'
+            in text
+        )
+        assert "smepulse_stage_duration_seconds_bucket" in text
+        assert 'phase="Succeeded",pipeline="ml-training"' in text
