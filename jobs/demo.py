@@ -95,29 +95,32 @@ def _gold_counts(settings: Settings) -> list[tuple[str, int]]:
 
 
 def print_outputs(settings: Settings, day: dt.date, console: Console) -> None:
-    """Where every output is and the command to look at it."""
+    """Where every output is and the command to look at it (plain lines: copy-pasteable)."""
     warehouse = settings.warehouse_path.resolve()
     report = (settings.reports_dir / f"daily-etl-{day.isoformat()}.html").resolve()
-    where = Table(title="Where everything is", title_justify="left", show_lines=False)
-    where.add_column("output")
-    where.add_column("location / command", overflow="fold")
-    where.add_row("bronze (Parquet)", str(Path(settings.bronze_root).resolve()))
-    where.add_row("warehouse (DuckDB)", str(warehouse))
-    where.add_row(
-        "  query it", f'duckdb -readonly {warehouse} "select * from gold.ml_cashflow_forecast"'
-    )
-    where.add_row(
-        "  or from Python",
-        f"python -c \"import duckdb; print(duckdb.connect('{warehouse}', read_only=True)"
-        ".sql('select * from gold.ml_ar_priority_scores order by priority_rank limit 10'))\"",
-    )
-    where.add_row("HTML report", str(report))
-    where.add_row("Markdown summary", str(report.with_suffix(".md")))
-    where.add_row("MLflow UI", f"mlflow ui --backend-store-uri {settings.tracking_uri}")
-    where.add_row(
-        "run history", f"smepulse runs   (records and stage logs in {settings.runs_dir.resolve()})"
-    )
-    console.print(where)
+    query = "select * from gold.ml_ar_priority_scores order by priority_rank limit 10"
+    rows = [
+        ("bronze (Parquet)", str(Path(settings.bronze_root).resolve())),
+        ("warehouse (DuckDB)", str(warehouse)),
+        (
+            "  query it (duckdb CLI)",
+            f'duckdb -readonly {warehouse} "select * from gold.ml_cashflow_forecast"',
+        ),
+        (
+            "  or from Python",
+            f"python -c \"import duckdb; print(duckdb.connect('{warehouse}', read_only=True).sql('{query}'))\"",
+        ),
+        ("HTML report", str(report)),
+        ("Markdown summary", str(report.with_suffix(".md"))),
+        ("MLflow UI", f"mlflow ui --backend-store-uri {settings.tracking_uri}"),
+        (
+            "run history",
+            f"smepulse runs   (records and stage logs in {settings.runs_dir.resolve()})",
+        ),
+    ]
+    console.print(Rule("[bold]where everything is"))
+    for label, value in rows:
+        console.print(f"{label + ':':<24} {value}", markup=False, soft_wrap=True)
     counts = Table(title=f"gold tables ({settings.gold_schema})", title_justify="left")
     counts.add_column("table")
     counts.add_column("rows", justify="right")
