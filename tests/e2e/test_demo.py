@@ -24,7 +24,7 @@ import duckdb
 import pytest
 
 from smepulse.jobs import runs_store
-from tests.integration.stages.services import FakeHTTP, http_server  # noqa: F401 - fixture
+from tests.integration.stages.services import FakeHTTP, http_server, required  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
@@ -153,7 +153,7 @@ def test_demo_report_renders_in_chromium(demo: Demo, tmp_path: Path) -> None:
     from scripts.screenshot_report import find_browser, screenshot
 
     if find_browser() is None:
-        pytest.skip("chromium not installed")
+        required("chromium (apt-get install -y chromium)")
     import numpy as np
     from PIL import Image
 

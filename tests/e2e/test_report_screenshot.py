@@ -15,6 +15,7 @@ from PIL import Image
 from scripts.screenshot_report import find_browser, screenshot
 from smepulse.jobs.settings import Settings
 from tests.integration.stages.gold_fixture import DAY, build_gold, write_report
+from tests.integration.stages.services import required
 
 pytestmark = [
     pytest.mark.e2e,
@@ -30,6 +31,8 @@ def colour_share(pixels: np.ndarray, rgb: tuple[int, int, int], tol: int = 40) -
 
 
 def test_report_renders_with_charts_and_tables(tmp_path: Path) -> None:
+    if find_browser() is None:
+        required("chromium (apt-get install -y chromium)")
     settings = Settings(
         home=tmp_path / "home", logical_date=DAY, pipeline="daily-etl", run_id="daily-etl-20250630"
     )

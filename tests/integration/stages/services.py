@@ -1,8 +1,8 @@
 """Real local services for the stage tests (fixtures registered by conftest.py, importable by
 the e2e tests): a redis-server, an HTTP server, an SMTP server.
 
-- ``redis_url``: a throw-away ``redis-server`` (Debian package ``redis-server``) on a free
-  port, no persistence, with ``KEYS`` disabled so that any use of it fails the test.
+- ``redis_url``: CI's Redis (``SMEPULSE_TEST_REDIS_URL``, database 13) or a throw-away
+  ``redis-server`` on a free port, reached as an ACL user denied ``KEYS``.
 - ``http_server``: a threaded ``http.server`` whose answers a test scripts per request
   (``server.respond = fn``); every request is recorded (method, path, headers, JSON body).
 - ``smtp_server``: aiosmtpd's SMTP server collecting the messages it receives.
@@ -11,6 +11,7 @@ the e2e tests): a redis-server, an HTTP server, an SMTP server.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -31,35 +32,64 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+TEST_DB = 13  # a database of its own on a shared server (CI's), flushed by the tests
+TEST_USER, TEST_PASSWORD = "smepulse-stage-test", "stage-test-pw"
+
+
+def required(what: str) -> None:
+    """Fail (CI: SMEPULSE_REQUIRE_SERVICES=1) or skip (a laptop) when a tool is missing."""
+    if os.environ.get("SMEPULSE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} is required (SMEPULSE_REQUIRE_SERVICES=1)")
+    pytest.skip(f"{what} not available")
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server not found: apt-get install -y redis-server")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--rename-command", "KEYS", ""],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    """The Redis that CI started (SMEPULSE_TEST_REDIS_URL), else a redis-server of our own.
+
+    Tests connect as an ACL user that may run every command except KEYS, so any use of KEYS
+    fails the test instead of passing unnoticed.
+    """
     import redis
 
-    client = redis.Redis(port=port)
+    proc = None
+    base = os.environ.get("SMEPULSE_TEST_REDIS_URL")
+    if not base:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            required("redis-server (apt-get install -y redis-server)")
+            raise AssertionError("unreachable")
+        port = free_port()
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(tmp_path_factory.mktemp("redis"))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        base = f"redis://127.0.0.1:{port}/0"
+    admin = redis.Redis.from_url(base)
     deadline = time.monotonic() + 10
     while True:
         try:
-            client.ping()
+            admin.ping()
             break
         except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"redis-server did not start on port {port}")
+            if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+                pytest.fail(f"Redis at {base} did not answer")
             time.sleep(0.05)
-    client.close()
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
+    admin.acl_setuser(
+        TEST_USER, enabled=True, reset=True, passwords=[f"+{TEST_PASSWORD}"],
+        keys=["*"], channels=["*"], categories=["+@all"], commands=["-keys"],
+    )  # fmt: skip
+    host, port = (
+        admin.connection_pool.connection_kwargs["host"],
+        admin.connection_pool.connection_kwargs["port"],
+    )
+    yield f"redis://{TEST_USER}:{TEST_PASSWORD}@{host}:{port}/{TEST_DB}"
+    admin.acl_deluser(TEST_USER)
+    admin.close()
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @dataclass
