@@ -171,6 +171,13 @@ def feature_matrix(features: pd.DataFrame) -> pd.DataFrame:
     return features[FEATURE_COLUMNS].astype("float64")
 
 
+_CATEGORY_WORDS = {
+    "sales_receipt": "sales receipts",
+    "supplier_payment": "supplier payments",
+    "other": "other payments",
+}
+
+
 def _vnd(value: float) -> str:
     return f"{value:,.0f} ₫"
 
@@ -183,12 +190,15 @@ def explain(row: pd.Series) -> str:
     """
     reasons: list[tuple[float, str]] = []
     ratio = float(np.exp(row["amount_log_ratio"]))
-    whose = "this counterparty's" if row["usual_is_counterparty"] else f"{row['category']}'s"
+    category = _CATEGORY_WORDS.get(str(row["category"]), str(row["category"]).replace("_", " "))
+    whose = (
+        "this counterparty's usual" if row["usual_is_counterparty"] else f"the usual for {category}"
+    )
     if ratio >= 5 or (ratio >= 2 and row["amount_z"] >= 3):
         reasons.append(
             (
                 max(float(row["amount_z"]), ratio / 2),
-                f"amount {ratio:.0f}× {whose} usual ({_vnd(row['usual_amount_vnd'])})",
+                f"amount {ratio:.0f}× {whose} ({_vnd(row['usual_amount_vnd'])})",
             )
         )
     if row["off_hours"]:

@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,18 +40,27 @@ _USE_CASE = {UC09_MODEL: "UC09", UC10_MODEL: "UC10"}
 
 @contextlib.contextmanager
 def tracking(settings: Settings) -> Iterator[Any]:
-    """An ``MlflowClient`` for the configured store, holding the SQLite lock if there is one."""
+    """An ``MlflowClient`` for the configured store, holding the SQLite lock if there is one.
+
+    MLflow failures inside the block (server unreachable, store error) become one
+    :class:`StageError` line naming the tracking URI (without any credentials in it).
+    """
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     uri = settings.tracking_uri
+    lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
-        with duckdb_lock(
+        lock = duckdb_lock(
             db, exclusive=True, timeout=settings.duckdb_lock_timeout_seconds, holder="mlflow"
-        ):
+        )
+    with lock:
+        try:
             yield MlflowClient(tracking_uri=uri, registry_uri=uri)
-    else:
-        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+        except MlflowException as exc:
+            where = re.sub(r"//[^/@]*@", "//", uri)
+            raise StageError(f"MLflow at {where} failed: {exc.message}") from None
 
 
 def experiment_id(client: Any, settings: Settings, use_case: str) -> str:
@@ -173,8 +183,11 @@ def champion(client: Any, model_name: str) -> RegisteredVersion | None:
 
     try:
         return _version(client, client.get_model_version_by_alias(model_name, CHAMPION))
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        # No such model, or no such alias; anything else (server down, ...) is a real failure.
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
 
 
 def latest(client: Any, model_name: str) -> RegisteredVersion | None:
