@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from smepulse.jobs.catalog import load_catalog
-from tests.integration.operator.conftest import TERMINAL, Runs, StageEnv
+from tests.integration.operator.conftest import TERMINAL, Runs, StageEnv, _ready
 from tests.kube.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -77,6 +77,8 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_a_run(
     # A last, undisturbed operator finishes what is left; SIGTERM must end it cleanly.
     proc = start_operator(operator_env, kube_namespace, log)
     try:
+        # Ready first: a SIGTERM before kopf installs its handlers would just kill it.
+        wait_for(lambda: _ready(operator_env), timeout=60, what="the last operator to start")
         wait_for(
             lambda: not unfinished(),
             timeout=240,
