@@ -45,7 +45,11 @@ log = logging.getLogger(__name__)
 
 
 def _console() -> Console:
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Logs and pipes: wide enough that run ids and stage names are never cut.
+        console.width = max(console.width, 160)
+    return console
 
 
 def run_pipeline(
