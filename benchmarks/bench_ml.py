@@ -142,15 +142,15 @@ def main() -> int:
     print(
         f"{'week':<24}{'n':>6}{'k':>5}{'IF ROC':>8}{'IF AP':>8}{'IF P@k':>8}{'z AP':>8}{'z P@k':>8}"
     )
-    weeks = []
     for i in range(3, -1, -1):
-        stop = end - dt.timedelta(days=7 * i)
-        start = stop - dt.timedelta(days=6)
-        iso = evaluate_detector(features, labels, AnomalySpec("isolation_forest"), start, stop)
-        rz = evaluate_detector(features, labels, AnomalySpec("robust_z"), start, stop)
-        weeks.append(iso)
+        week_stop = end - dt.timedelta(days=7 * i)
+        week_start = week_stop - dt.timedelta(days=6)
+        iso = evaluate_detector(
+            features, labels, AnomalySpec("isolation_forest"), week_start, week_stop
+        )
+        rz = evaluate_detector(features, labels, AnomalySpec("robust_z"), week_start, week_stop)
         print(
-            f"{f'{start}..{stop}':<24}{iso.n_transactions:>6}{iso.k:>5}{iso.roc_auc:>8.3f}"
+            f"{f'{week_start}..{week_stop}':<24}{iso.n_transactions:>6}{iso.k:>5}{iso.roc_auc:>8.3f}"
             f"{iso.average_precision:>8.3f}{iso.precision_at_k:>8.3f}{rz.average_precision:>8.3f}"
             f"{rz.precision_at_k:>8.3f}"
         )
