@@ -140,14 +140,14 @@ def run_build(
             settings.warehouse,
             settings.business_date,
         )
-        error = None
-        if settings.warehouse == "trino" and stage in BRONZE_SOURCES:
-            _export_env(settings)
-            error = _register_bronze(settings, stage)
-        if error:
-            success, outcomes = False, []
-        else:
-            success, outcomes, error = _invoke(settings, stage, args)
+        with dbt_environment(settings):
+            error = None
+            if settings.warehouse == "trino" and stage in BRONZE_SOURCES:
+                error = _register_bronze(settings, stage)
+            if error:
+                success, outcomes = False, []
+            else:
+                success, outcomes, error = _invoke(stage, settings, args)
         elapsed = time.monotonic() - started
     path = _write_results(settings, stage, selection, exclude, success, outcomes, elapsed, error)
     summary = summarise(outcomes)
@@ -243,11 +243,10 @@ def _register_bronze(settings: Settings, stage: str) -> str | None:
 
 
 def _invoke(
-    settings: Settings, stage: str, args: list[str]
+    stage: str, settings: Settings, args: list[str]
 ) -> tuple[bool, list[NodeOutcome], str | None]:
     from dbt.cli.main import dbtRunner
 
-    _export_env(settings)
     with duckdb_row_counter(settings) as counter:
         progress = BuildProgress(stage, row_counter=counter)
         try:
@@ -264,12 +263,28 @@ def _invoke(
     return success, outcomes, error
 
 
-def _export_env(settings: Settings) -> None:
+@contextlib.contextmanager
+def dbt_environment(settings: Settings) -> Iterator[None]:
+    """Export Settings.dbt_env() for the duration of a dbt invocation, then restore.
+
+    dbt reads its profile through env_var() in profiles.yml and offers no other way to hand
+    it configuration; this is the one sanctioned place where SME Pulse writes the
+    environment. The previous values come back afterwards, because the names double as
+    Settings' own variables (SMEPULSE_DUCKDB_PATH, ...) and must not leak into a Settings
+    built later in the same process.
+    """
     _dbt_dir(settings).mkdir(parents=True, exist_ok=True)
-    # dbt reads its profile through env_var() in profiles.yml and offers no other way to
-    # hand it configuration; this is the one sanctioned place where SME Pulse writes the
-    # environment: the values come from Settings.dbt_env(), just before dbt runs.
-    os.environ.update(settings.dbt_env())
+    values = settings.dbt_env()
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
