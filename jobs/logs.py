@@ -11,6 +11,7 @@ from typing import Any
 from smepulse.jobs.settings import Settings
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
+_PLAIN = (str, int, float, bool, type(None), list, tuple, dict)
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,7 +26,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key not in _RESERVED and not key.startswith("_"):
+            # Only plain values: libraries (kopf) attach whole objects to their records.
+            if key not in _RESERVED and not key.startswith("_") and isinstance(value, _PLAIN):
                 doc[key] = value
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
