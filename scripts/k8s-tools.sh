@@ -169,7 +169,7 @@ build_helm() {
 install_atomically() { # built-bin-dir dest
   local tmp="$2.tmp.$$"
   rm -rf "$tmp" && mkdir -p "$tmp"
-  cp -a "$1" "$tmp/bin"
+  mv "$1" "$tmp/bin"
   rm -rf "$2" && mv "$tmp" "$2"
 }
 

@@ -117,6 +117,9 @@ class ControlPlane:
     (certificates embedded), ``bin_dir`` the tools' directory (also holds kubectl and helm),
     ``log_dir`` one ``<component>.log`` per process. :meth:`stop` is idempotent and also
     runs at interpreter exit; ``keep=True`` leaves ``workdir`` on disk for inspection.
+
+    Call :meth:`start` from a thread that outlives the cluster (normally the main thread):
+    the processes get SIGTERM when the thread that started them ends (see ``procs.spawn``).
     """
 
     def __init__(
