@@ -4,7 +4,7 @@
 #
 # Usage:
 #   scripts/k8s-tools.sh                  build what is missing, then print the bin directory
-#   scripts/k8s-tools.sh --print-bin-dir  same, but print ONLY the bin directory on stdout
+#   scripts/k8s-tools.sh --print-bin-dir  same, quieter: for BIN=$(scripts/k8s-tools.sh --print-bin-dir)
 #   scripts/k8s-tools.sh --check          build nothing; exit 1 if a tool is missing
 #
 # Contract:
@@ -12,7 +12,7 @@
 #     keyed by version, written atomically (a half-finished build never counts as cached).
 #   * A tool already present and of a suitable version is used instead of building:
 #     $KUBEBUILDER_ASSETS (kube-apiserver, etcd, kubectl) first, then $PATH, then the cache.
-#     Debian's kubectl 1.20 is too old and is therefore skipped by the version check.
+#     An older kubectl on PATH (Debian's /usr/bin/kubectl) fails the version check and is skipped.
 #   * The last line on stdout is a directory holding symlinks to all five tools
 #     (<cache>/bin-<k8s>-<etcd>-<helm>/, or <cache>/bin-custom-<hash>/ when some come from
 #     KUBEBUILDER_ASSETS or PATH); progress goes to stderr.
@@ -85,7 +85,10 @@ find_existing() { # tool -> path or nothing
 }
 
 need_go() {
-  command -v go >/dev/null || die "Go is needed to build the tools (apt-get install golang, or /usr/local/go)"
+  if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+    export PATH="/usr/local/go/bin:$PATH"
+  fi
+  command -v go >/dev/null || die "Go >= 1.24 is needed to build the tools (none on PATH or in /usr/local/go)"
 }
 
 # Write a throw-away wrapper module in $1 and echo nothing; fails loudly.
