@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,7 @@ class NodeOutcome:
         kind = self.resource_type.replace("_", " ")
         line = f"{kind} {self.name}{where} {status} ({', '.join(figures)})"
         if self.failed and self.message:
-            line += f": {self.message.strip().splitlines()[0][:300]}"
+            line += f": {_cause(self.message)}"
         return line
 
 
@@ -181,6 +182,16 @@ def summarise(outcomes: list[NodeOutcome]) -> dict[str, Any]:
     }
 
 
+def _cause(message: str) -> str:
+    """dbt's error text without its "Runtime Error in model X (path)" header line."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith(
+        ("Runtime Error in", "Compilation Error in", "Database Error in")
+    ):
+        lines = lines[1:]
+    return " ".join(lines[:2])[:300]
+
+
 def failure_lines(outcomes: list[NodeOutcome], limit: int = 5) -> list[str]:
     """The failed nodes, tests first with the model they test, for the stage's error message."""
     failed = sorted(
@@ -199,8 +210,7 @@ def failure_lines(outcomes: list[NodeOutcome], limit: int = 5) -> list[str]:
                 f"{o.resource_type.replace('_', ' ')} {o.name} on model {o.model}: {detail}"
             )
         else:
-            first = (o.message or o.status).strip().splitlines()[0][:300]
-            lines.append(f"{o.resource_type} {o.name}: {first}")
+            lines.append(f"{o.resource_type} {o.name}: {_cause(o.message or o.status)}")
     if len(failed) > limit:
         lines.append(f"... and {len(failed) - limit} more")
     return lines
@@ -220,16 +230,20 @@ def duckdb_row_counter(settings: Settings) -> Iterator[Callable[[str], int | Non
     import duckdb
 
     state: dict[str, Any] = {}
+    # dbt calls back from its worker threads; one DuckDB connection must not run two queries
+    # at once (their results would cross), so counts take turns.
+    guard = threading.Lock()
 
     def count(relation: str) -> int | None:
-        try:
-            if "con" not in state:
-                state["con"] = duckdb.connect(str(settings.warehouse_path))
-            row = state["con"].execute(f"select count(*) from {relation}").fetchone()
-            return int(row[0]) if row else None
-        except duckdb.Error as exc:
-            log.debug("could not count rows of %s: %s", relation, exc)
-            return None
+        with guard:
+            try:
+                if "con" not in state:
+                    state["con"] = duckdb.connect(str(settings.warehouse_path))
+                row = state["con"].execute(f"select count(*) from {relation}").fetchone()
+                return int(row[0]) if row else None
+            except duckdb.Error as exc:
+                log.debug("could not count rows of %s: %s", relation, exc)
+                return None
 
     try:
         yield count

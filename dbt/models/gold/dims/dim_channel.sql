@@ -2,7 +2,11 @@
 with
 
 known as (
-    select * from (
+    select
+        channels.channel,
+        channels.channel_name,
+        channels.is_online
+    from (
         values
         ('store', 'Store', false),
         ('online', 'Online', true),

@@ -4,19 +4,29 @@
 with
 
 event_bounds as (
-    select min(issue_date) as first_day, max(due_date) as last_day
+    select
+        min(issue_date) as first_day,
+        max(due_date) as last_day
     from {{ ref('stg_bronze__ar_invoices') }}
     union all
-    select min(issue_date), max(due_date)
+    select
+        min(issue_date) as first_day,
+        max(due_date) as last_day
     from {{ ref('stg_bronze__ap_bills') }}
     union all
-    select min(payment_date), max(payment_date)
+    select
+        min(payment_date) as first_day,
+        max(payment_date) as last_day
     from {{ ref('stg_bronze__ar_payments') }}
     union all
-    select min(payment_date), max(payment_date)
+    select
+        min(payment_date) as first_day,
+        max(payment_date) as last_day
     from {{ ref('stg_bronze__ap_payments') }}
     union all
-    select min(cash_date), max(cash_date)
+    select
+        min(cash_date) as first_day,
+        max(cash_date) as last_day
     from {{ ref('ml_training_uc09_daily_cashflow') }}
 ),
 
@@ -48,7 +58,7 @@ final as (
         cast({{ iso_week('date_day') }} as integer) as iso_week_number,
         cast(extract(year from date_day) as varchar)
         || '-'
-        || lpad(cast(extract(month from date_day) as varchar), 2, '0') as year_month,
+        || lpad(cast(extract(month from date_day) as varchar), 2, '0') as calendar_month,
         cast({{ dbt.date_trunc('month', 'date_day') }} as date) as month_start_date,
         cast({{ dbt.date_trunc('quarter', 'date_day') }} as date) as quarter_start_date,
         cast({{ dbt.date_trunc('year', 'date_day') }} as date) as year_start_date,

@@ -3,7 +3,12 @@
 with
 
 known as (
-    select * from (
+    select
+        categories.category,
+        categories.category_name,
+        categories.usual_direction,
+        categories.is_operating_expense
+    from (
         values
         ('sales_receipt', 'Sales receipt', 'inflow', false),
         ('supplier_payment', 'Supplier payment', 'outflow', true),

@@ -4,7 +4,12 @@
 with
 
 known as (
-    select * from (
+    select
+        methods.payment_method,
+        methods.method_name,
+        methods.is_cash,
+        methods.settles_through_bank
+    from (
         values
         ('bank_transfer', 'Bank transfer', false, true),
         ('cash', 'Cash', true, false),

@@ -19,8 +19,10 @@ final as (
         payments.amount_vnd,
         payments.payment_method,
         payments.bank_account_id,
-        {{ dbt.datediff('bills.issue_date', 'payments.payment_date', 'day') }} as days_after_issue,
-        {{ dbt.datediff('bills.due_date', 'payments.payment_date', 'day') }} as days_after_due,
+        {{ dbt.datediff('bills.issue_date', 'payments.payment_date', 'day') }}
+            as days_after_issue,
+        {{ dbt.datediff('bills.due_date', 'payments.payment_date', 'day') }}
+            as days_after_due,
         payments.payment_date > bills.due_date as is_late
     from payments
     inner join bills

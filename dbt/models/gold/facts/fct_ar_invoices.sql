@@ -34,10 +34,7 @@ final as (
             when days_overdue <= 90 then '61-90'
             else '90+'
         end as ageing_bucket,
-        case
-            when settled_date is not null
-                then {{ dbt.datediff('issue_date', 'settled_date', 'day') }}
-        end as days_to_settle,
+        days_to_settle,
         as_of_date
     from balances
 )

@@ -20,8 +20,10 @@ final as (
         payments.amount_vnd,
         payments.payment_method,
         payments.bank_account_id,
-        {{ dbt.datediff('invoices.issue_date', 'payments.payment_date', 'day') }} as days_after_issue,
-        {{ dbt.datediff('invoices.due_date', 'payments.payment_date', 'day') }} as days_after_due,
+        {{ dbt.datediff('invoices.issue_date', 'payments.payment_date', 'day') }}
+            as days_after_issue,
+        {{ dbt.datediff('invoices.due_date', 'payments.payment_date', 'day') }}
+            as days_after_due,
         payments.payment_date > invoices.due_date as is_late
     from payments
     inner join invoices

@@ -5,7 +5,10 @@
 with
 
 buckets as (
-    select * from (
+    select
+        bucket_list.ageing_bucket,
+        bucket_list.bucket_order
+    from (
         values
         ('current', 1),
         ('1-30', 2),
@@ -53,16 +56,18 @@ final as (
         cast(coalesce(open_by_bucket.outstanding_vnd, 0) as decimal(18, 0)) as outstanding_vnd,
         case
             when totals.total_outstanding_vnd > 0
-                then cast(coalesce(open_by_bucket.outstanding_vnd, 0) as double)
-                / cast(totals.total_outstanding_vnd as double)
+                then
+                    cast(coalesce(open_by_bucket.outstanding_vnd, 0) as double)
+                    / cast(totals.total_outstanding_vnd as double)
             else 0
         end as share_of_outstanding,
         cast(coalesce(totals.total_outstanding_vnd, 0) as decimal(18, 0)) as total_outstanding_vnd,
         cast(totals.invoiced_90d_vnd as decimal(18, 0)) as invoiced_90d_vnd,
         case
             when totals.invoiced_90d_vnd > 0
-                then cast(totals.total_outstanding_vnd as double)
-                / cast(totals.invoiced_90d_vnd as double) * 90
+                then
+                    cast(totals.total_outstanding_vnd as double)
+                    / cast(totals.invoiced_90d_vnd as double) * 90
         end as dso_days
     from buckets
     cross join totals

@@ -12,14 +12,15 @@ transactions as (
 ),
 
 directions as (
-    select * from (values ('inflow'), ('outflow')) as direction_list (cash_direction)
+    select direction_list.cash_direction
+    from (values ('inflow'), ('outflow')) as direction_list (cash_direction)
 ),
 
 days_in_scope as (
     select calendar.date_day
     from calendar
     where
-        calendar.date_day >= (select min(txn_date) from transactions)
+        calendar.date_day >= (select min(transactions.txn_date) from transactions)
         and calendar.date_day <= {{ as_of_date() }}
 ),
 

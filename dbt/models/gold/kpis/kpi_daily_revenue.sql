@@ -40,7 +40,7 @@ days_in_scope as (
     select calendar.date_day
     from calendar
     where
-        calendar.date_day >= (select min(issue_date) from invoices)
+        calendar.date_day >= (select min(invoices.issue_date) from invoices)
         and calendar.date_day <= {{ as_of_date() }}
 ),
 

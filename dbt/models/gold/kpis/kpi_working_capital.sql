@@ -8,7 +8,10 @@
 with
 
 calendar as (
-    select date_day, month_start_date from {{ ref('dim_date') }}
+    select
+        date_day,
+        month_start_date
+    from {{ ref('dim_date') }}
 ),
 
 invoices as (
@@ -36,14 +39,37 @@ ap_payments as (
 ),
 
 movements as (
-    select issue_date as event_date, total_amount_vnd as ar_invoiced, 0 as ar_paid, 0 as ap_billed, 0 as ap_paid
+    select
+        issue_date as event_date,
+        total_amount_vnd as ar_invoiced,
+        0 as ar_paid,
+        0 as ap_billed,
+        0 as ap_paid
     from invoices
     union all
-    select payment_date, 0, amount_vnd, 0, 0 from ar_payments
+    select
+        payment_date as event_date,
+        0 as ar_invoiced,
+        amount_vnd as ar_paid,
+        0 as ap_billed,
+        0 as ap_paid
+    from ar_payments
     union all
-    select issue_date, 0, 0, total_amount_vnd, 0 from bills
+    select
+        issue_date as event_date,
+        0 as ar_invoiced,
+        0 as ar_paid,
+        total_amount_vnd as ap_billed,
+        0 as ap_paid
+    from bills
     union all
-    select payment_date, 0, 0, 0, amount_vnd from ap_payments
+    select
+        payment_date as event_date,
+        0 as ar_invoiced,
+        0 as ar_paid,
+        0 as ap_billed,
+        amount_vnd as ap_paid
+    from ap_payments
 ),
 
 monthly as (
@@ -61,14 +87,14 @@ monthly as (
 
 months as (
     select
-        month_start_date,
-        max(date_day) as month_end_date,
+        calendar.month_start_date,
+        max(calendar.date_day) as month_end_date,
         count(*) as days_in_period
     from calendar
     where
-        date_day <= {{ as_of_date() }}
-        and month_start_date >= (select min(month_start_date) from monthly)
-    group by month_start_date
+        calendar.date_day <= {{ as_of_date() }}
+        and calendar.month_start_date >= (select min(monthly.month_start_date) from monthly)
+    group by calendar.month_start_date
 ),
 
 running as (
@@ -101,11 +127,15 @@ final as (
         cast(ar_outstanding_vnd - ap_outstanding_vnd as decimal(18, 0)) as net_working_capital_vnd,
         case
             when ar_invoiced_vnd > 0
-                then cast(ar_outstanding_vnd as double) / cast(ar_invoiced_vnd as double) * days_in_period
+                then
+                    cast(ar_outstanding_vnd as double)
+                    / cast(ar_invoiced_vnd as double) * days_in_period
         end as dso_days,
         case
             when ap_billed_vnd > 0
-                then cast(ap_outstanding_vnd as double) / cast(ap_billed_vnd as double) * days_in_period
+                then
+                    cast(ap_outstanding_vnd as double)
+                    / cast(ap_billed_vnd as double) * days_in_period
         end as dpo_days
     from running
 )

@@ -67,7 +67,7 @@ final as (
         risk_score,
         priority_score,
         row_number() over (
-            order by priority_score desc, outstanding_vnd desc, days_overdue desc, invoice_id
+            order by priority_score desc, outstanding_vnd desc, days_overdue desc, invoice_id asc
         ) as priority_rank,
         case
             when priority_score >= 70 then 'high'

@@ -1,7 +1,7 @@
 with
 
 latest_versions as (
-    {{ dedupe_latest(source('bronze', 'bank_transactions'), ['txn_id'], 'updated_at desc, ingest_date desc') }}
+    {{ dedupe_latest(source('bronze', 'bank_transactions'), ['txn_id']) }}
 ),
 
 final as (

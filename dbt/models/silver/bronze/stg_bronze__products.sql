@@ -1,7 +1,7 @@
 with
 
 latest_versions as (
-    {{ dedupe_latest(source('bronze', 'products'), ['product_id'], 'updated_at desc, ingest_date desc') }}
+    {{ dedupe_latest(source('bronze', 'products'), ['product_id']) }}
 ),
 
 final as (

@@ -60,6 +60,10 @@ final as (
                 then last_payment_date
         end as settled_date,
         case
+            when not is_cancelled and paid_to_date_vnd >= total_amount_vnd
+                then {{ dbt.datediff('issue_date', 'last_payment_date', 'day') }}
+        end as days_to_settle,
+        case
             when is_cancelled or paid_to_date_vnd >= total_amount_vnd then 0
             when due_date >= {{ as_of_date() }} then 0
             else {{ dbt.datediff('due_date', as_of_date(), 'day') }}

@@ -17,7 +17,7 @@ recent_settled as (
         customer_id,
         count(*) as n_settled_invoices,
         sum(case when settled_date > due_date then 1 else 0 end) as n_settled_late,
-        avg(cast({{ dbt.datediff('issue_date', 'settled_date', 'day') }} as double)) as avg_days_to_pay,
+        avg(cast(days_to_settle as double)) as avg_days_to_pay,
         avg(
             cast(
                 case
@@ -53,8 +53,9 @@ final as (
         coalesce(recent_settled.n_settled_late, 0) as n_settled_late,
         case
             when coalesce(recent_settled.n_settled_invoices, 0) > 0
-                then cast(recent_settled.n_settled_late as double)
-                / recent_settled.n_settled_invoices
+                then
+                    cast(recent_settled.n_settled_late as double)
+                    / recent_settled.n_settled_invoices
         end as share_settled_late,
         recent_settled.avg_days_to_pay,
         recent_settled.avg_days_late,
@@ -65,8 +66,9 @@ final as (
         customers.credit_limit_vnd,
         case
             when customers.credit_limit_vnd > 0
-                then cast(coalesce(open_items.outstanding_vnd, 0) as double)
-                / cast(customers.credit_limit_vnd as double)
+                then
+                    cast(coalesce(open_items.outstanding_vnd, 0) as double)
+                    / cast(customers.credit_limit_vnd as double)
         end as credit_utilisation,
         {{ as_of_date() }} as as_of_date
     from customers
