@@ -66,6 +66,7 @@ def _generate(settings: Settings, config: DataConfig, console: Console) -> None:
                 f"scale {config.scale:g}, seed {config.seed}: generation skipped "
                 f"(delete {marker} to regenerate)",
                 markup=False,
+                soft_wrap=True,
             )
             return
     from smepulse.jobs.bronze.generate import GeneratorConfig, generate
@@ -132,6 +133,8 @@ def print_outputs(settings: Settings, day: dt.date, console: Console) -> None:
 def run_demo(settings: Settings, end_date: dt.date | None = None, scale: float = 1.0) -> bool:
     """Run the whole demo; True when every step succeeded."""
     console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # as the runner: logs and pipes are not cut
     day = end_date or dt.date.today() - dt.timedelta(days=1)
     config = DataConfig(end_date=day.isoformat(), scale=scale)
     started = time.monotonic()
