@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from smepulse.jobs.bronze.contract import DATE, TIMESTAMP
+from smepulse.jobs.vn_calendar import TET
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -26,31 +27,8 @@ DAY_S = 86_400
 US = 1_000_000
 _EPOCH = dt.date(1970, 1, 1)
 
-#: Day 1 of the Lunar New Year (Tết Nguyên Đán) in Vietnam, 2015-2035 (Vietnamese lunar
-#: calendar, UTC+7; for these years it falls on the same day as the Chinese New Year).
-TET_DATES: dict[int, dt.date] = {
-    2015: dt.date(2015, 2, 19),
-    2016: dt.date(2016, 2, 8),
-    2017: dt.date(2017, 1, 28),
-    2018: dt.date(2018, 2, 16),
-    2019: dt.date(2019, 2, 5),
-    2020: dt.date(2020, 1, 25),
-    2021: dt.date(2021, 2, 12),
-    2022: dt.date(2022, 2, 1),
-    2023: dt.date(2023, 1, 22),
-    2024: dt.date(2024, 2, 10),
-    2025: dt.date(2025, 1, 29),
-    2026: dt.date(2026, 2, 17),
-    2027: dt.date(2027, 2, 6),
-    2028: dt.date(2028, 1, 26),
-    2029: dt.date(2029, 2, 13),
-    2030: dt.date(2030, 2, 3),
-    2031: dt.date(2031, 1, 23),
-    2032: dt.date(2032, 2, 11),
-    2033: dt.date(2033, 1, 31),
-    2034: dt.date(2034, 2, 19),
-    2035: dt.date(2035, 2, 8),
-}
+#: Day 1 of the Lunar New Year (Tết Nguyên Đán) in Vietnam, 2015-2035.
+TET_DATES: dict[int, dt.date] = TET
 
 # Monday..Sunday demand: Friday restocking before the weekend, Sunday mostly closed.
 _WEEKDAY = np.array([1.05, 1.0, 1.0, 1.0, 1.08, 0.8, 0.3])

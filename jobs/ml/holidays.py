@@ -18,25 +18,13 @@ import datetime as dt
 
 import pandas as pd
 
+from smepulse.jobs.vn_calendar import TET as VN_TET
+
 FIRST_YEAR = 2020
 LAST_YEAR = 2032
 
-# First day of Tết (mùng 1 Tết).
-TET: dict[int, dt.date] = {
-    2020: dt.date(2020, 1, 25),
-    2021: dt.date(2021, 2, 12),
-    2022: dt.date(2022, 2, 1),
-    2023: dt.date(2023, 1, 22),
-    2024: dt.date(2024, 2, 10),
-    2025: dt.date(2025, 1, 29),
-    2026: dt.date(2026, 2, 17),
-    2027: dt.date(2027, 2, 6),
-    2028: dt.date(2028, 1, 26),
-    2029: dt.date(2029, 2, 13),
-    2030: dt.date(2030, 2, 2),
-    2031: dt.date(2031, 1, 23),
-    2032: dt.date(2032, 2, 11),
-}
+# First day of Tết (mùng 1 Tết): shared with the data generator.
+TET: dict[int, dt.date] = {y: d for y, d in VN_TET.items() if FIRST_YEAR <= y <= LAST_YEAR}
 
 # Giỗ Tổ Hùng Vương (10th day of the 3rd lunar month).
 HUNG_KINGS: dict[int, dt.date] = {
