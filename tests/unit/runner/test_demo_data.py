@@ -18,7 +18,9 @@ pytestmark = pytest.mark.unit
 
 def test_same_config_skips_generation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(home=tmp_path)
-    part = Path(settings.bronze_root) / "customers" / "ingest_date=2025-06-30" / "part-00000.parquet"
+    part = (
+        Path(settings.bronze_root) / "customers" / "ingest_date=2025-06-30" / "part-00000.parquet"
+    )
     part.parent.mkdir(parents=True)
     part.write_bytes(b"PAR1")
     config = demo.DataConfig(end_date="2025-06-30", scale=0.1)
