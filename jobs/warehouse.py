@@ -13,6 +13,8 @@ of crashing on DuckDB's "could not set lock".
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import decimal
 import fcntl
 import logging
 import os
@@ -203,10 +205,7 @@ class TrinoWarehouse:
             cur.execute(f"create table {schema}.{staging} ({cols})")
             cur.fetchall()
             placeholders = ", ".join("?" for _ in frame.columns)
-            records = [
-                tuple(None if pd.isna(v) else v for v in row)
-                for row in frame.itertuples(index=False)
-            ]
+            records = [tuple(_trino_value(v) for v in row) for row in frame.itertuples(index=False)]
             for i in range(0, len(records), 500):
                 cur.executemany(
                     f"insert into {schema}.{staging} values ({placeholders})", records[i : i + 500]
@@ -223,6 +222,7 @@ class TrinoWarehouse:
 
 
 def _trino_type(series: pd.Series) -> str:
+    """The Trino column type for a DataFrame column (money stays decimal, never double)."""
     kind = series.dtype.kind
     if kind == "b":
         return "boolean"
@@ -231,12 +231,29 @@ def _trino_type(series: pd.Series) -> str:
     if kind == "f":
         return "double"
     if kind == "M":
-        return "timestamp(6)"
-    if len(series) and all(
-        hasattr(v, "isoformat") and not hasattr(v, "hour") for v in series.dropna()[:5]
-    ):
+        return (
+            "timestamp(6) with time zone" if getattr(series.dtype, "tz", None) else "timestamp(6)"
+        )
+    sample = series.dropna()[:50]
+    if len(sample) and all(isinstance(v, decimal.Decimal) for v in sample):
+        scale = max(max(-int(v.as_tuple().exponent), 0) for v in sample)
+        return f"decimal(38, {scale})"
+    if len(sample) and all(isinstance(v, dt.datetime) for v in sample):
+        return "timestamp(6) with time zone" if sample.iloc[0].tzinfo else "timestamp(6)"
+    if len(sample) and all(isinstance(v, dt.date) for v in sample):
         return "date"
     return "varchar"
+
+
+def _trino_value(value: Any) -> Any:
+    """A DataFrame cell as a value the Trino client binds (NaN/NaT become NULL)."""
+    if value is None or (not isinstance(value, (str, bytes, decimal.Decimal)) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()  # numpy scalar -> Python
+    return value
 
 
 def get_warehouse(settings: Settings) -> Warehouse:
