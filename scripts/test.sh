@@ -21,6 +21,7 @@ cd "$repo"
 layers=${SMEPULSE_TEST_LAYERS:-"unit integration e2e"}
 cache=${SMEPULSE_CACHE:-$HOME/.cache/smepulse}
 mkdir -p "$cache"
+venv="$cache/venv-$(printf '%s' "$repo" | sha1sum | cut -c1-10)"
 step() { printf '\n==> %s\n' "$*"; }
 
 step "Debian packages"
@@ -36,8 +37,12 @@ else
   echo "all present"
 fi
 
-step "Python packages"
-python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+step "Python packages (virtualenv $venv)"
+# One virtualenv per checkout, outside the repo: an editable install points at this folder
+# only, and packages the machine already has are reused (--system-site-packages).
+[ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
+export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv"
+python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
 
 step "Kubernetes tools (cached in $cache/tools)"
 start=$(date +%s)
@@ -92,7 +97,7 @@ export SMEPULSE_REQUIRE_KUBE=1 SMEPULSE_REQUIRE_SERVICES=1
 for layer in $layers; do
   step "pytest -m $layer"
   set +e
-  python3 -m pytest -m "$layer" -p no:cacheprovider --timeout=1800 -q
+  python -m pytest -m "$layer" -p no:cacheprovider --timeout=1800 -q
   rc=$?
   set -e
   if [ "$rc" -eq 5 ]; then echo "pytest -m $layer collected no tests: failing" >&2; exit 1; fi
