@@ -140,13 +140,13 @@ def run_build(
             settings.warehouse,
             settings.business_date,
         )
+        outcomes: list[NodeOutcome] = []
+        success = False
         with dbt_environment(settings):
             error = None
             if settings.warehouse == "trino" and stage in BRONZE_SOURCES:
                 error = _register_bronze(settings, stage)
-            if error:
-                success, outcomes = False, []
-            else:
+            if not error:
                 success, outcomes, error = _invoke(stage, settings, args)
         elapsed = time.monotonic() - started
     path = _write_results(settings, stage, selection, exclude, success, outcomes, elapsed, error)

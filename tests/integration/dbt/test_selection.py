@@ -37,6 +37,7 @@ def _listed(built: Built, stage: str) -> set[str]:
         args += ["--exclude", *selection.exclude]
     result = dbtRunner().invoke(args)
     assert result.success, result.exception
+    assert isinstance(result.result, list)
     return {json.loads(line)["unique_id"] for line in result.result}
 
 

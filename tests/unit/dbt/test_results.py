@@ -11,7 +11,7 @@ pytestmark = pytest.mark.unit
 
 
 def _node(name: str, kind: str = "model", status: str = "success", **extra: object) -> NodeOutcome:
-    return NodeOutcome(f"{kind}.smepulse.{name}", name, kind, status, 1.234, **extra)  # type: ignore[arg-type]
+    return NodeOutcome(f"{kind}.smepulse.{name}", name, kind, status, 1.234, **extra)  # type: ignore[arg-type,unused-ignore]
 
 
 def test_progress_line_of_a_model_shows_rows_and_time() -> None:
