@@ -117,15 +117,25 @@ class Settings(BaseSettings):
 
     # -- ML (UC09 forecast, UC10 anomalies) -------------------------------------------------
     ml_forecast_horizon_days: int = Field(30, ge=1, le=366, description="UC09 forecast horizon.")
-    ml_forecast_interval: float = Field(0.8, gt=0, lt=1, description="UC09 prediction interval level.")
-    ml_backtest_folds: int = Field(4, ge=1, le=24, description="UC09 rolling-origin folds (one horizon each).")
+    ml_forecast_interval: float = Field(
+        0.8, gt=0, lt=1, description="UC09 prediction interval level."
+    )
+    ml_backtest_folds: int = Field(
+        4, ge=1, le=24, description="UC09 rolling-origin folds (one horizon each)."
+    )
     ml_forecast_candidates: list[str] = Field(
         default_factory=lambda: ["prophet", "ets"],
         description="UC09 model kinds uc09-train compares (prophet, ets, seasonal_naive).",
     )
-    ml_anomaly_window_days: int = Field(7, ge=1, le=90, description="UC10: days up to the logical date scored.")
-    ml_anomaly_alert_rate: float = Field(0.04, gt=0, lt=0.5, description="UC10 target share of alerts.")
-    ml_anomaly_eval_days: int = Field(28, ge=7, le=365, description="UC10 held-out evaluation window.")
+    ml_anomaly_window_days: int = Field(
+        7, ge=1, le=90, description="UC10: days up to the logical date scored."
+    )
+    ml_anomaly_alert_rate: float = Field(
+        0.04, gt=0, lt=0.5, description="UC10 target share of alerts."
+    )
+    ml_anomaly_eval_days: int = Field(
+        28, ge=7, le=365, description="UC10 held-out evaluation window."
+    )
 
     # -- cache / BI / notifications --------------------------------------------------------
     redis_url: SecretStr | None = Field(
@@ -187,11 +197,18 @@ class Settings(BaseSettings):
         "else the kubernetes client's own default ($KUBECONFIG, ~/.kube/config).",
     )
     operator_reconcile_interval_seconds: float = Field(
-        10.0, gt=0, le=600, description="Safety-net resync of each unfinished run (Job events wake it sooner)."
+        10.0,
+        gt=0,
+        le=600,
+        description="Safety-net resync of each unfinished run (Job events wake it sooner).",
     )
-    operator_workers: int = Field(8, ge=1, le=64, description="Threads for the operator's blocking API calls.")
+    operator_workers: int = Field(
+        8, ge=1, le=64, description="Threads for the operator's blocking API calls."
+    )
     operator_watch_timeout_seconds: float = Field(
-        300.0, gt=0, description="kopf watch server_timeout: a silently dropped watch is re-opened after this."
+        300.0,
+        gt=0,
+        description="kopf watch server_timeout: a silently dropped watch is re-opened after this.",
     )
 
     # -- local runner ----------------------------------------------------------------------
