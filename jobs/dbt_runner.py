@@ -302,9 +302,11 @@ def _exclusive(settings: Settings, stage: str) -> Iterator[None]:
 
 
 def _external_silver_ready(settings: Settings) -> bool:
-    """Whether the silver view dim_province builds from exists (DuckDB; assumed on Trino)."""
+    """Whether the silver view dim_province is built from exists in the warehouse."""
     if settings.warehouse != "duckdb":
-        return True
+        from smepulse.jobs.warehouse import TrinoWarehouse
+
+        return TrinoWarehouse(settings).table_exists(settings.silver_schema, EXTERNAL_SILVER_MARKER)
     if not settings.warehouse_path.exists():
         return False
     import duckdb
