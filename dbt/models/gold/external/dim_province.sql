@@ -33,7 +33,8 @@ former_provinces as (
     select
         province_code,
         count(*) as n_former_provinces,
-        {{ dbt.listagg('legacy_province_name', "', '", 'order by legacy_province_name') }} as former_province_names
+        {{ dbt.listagg('legacy_province_name', "', '", 'order by legacy_province_name') }}
+            as former_province_names
     from legacy_map
     group by province_code
 ),

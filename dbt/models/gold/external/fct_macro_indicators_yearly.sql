@@ -16,8 +16,8 @@ with_prior_year as (
     from indicators as current_year
     left join indicators as prior_year
         on current_year.indicator_id = prior_year.indicator_id
-        and current_year.country_code = prior_year.country_code
-        and prior_year.year = current_year.year - 1
+            and current_year.country_code = prior_year.country_code
+            and prior_year.year = current_year.year - 1
 ),
 
 latest_years as (
@@ -53,7 +53,7 @@ final as (
     from with_prior_year
     inner join latest_years
         on with_prior_year.indicator_id = latest_years.indicator_id
-        and with_prior_year.country_code = latest_years.country_code
+            and with_prior_year.country_code = latest_years.country_code
 )
 
 select * from final

@@ -6,17 +6,21 @@
 with
 
 latest_versions as (
-    {{ dedupe_latest(source('external', 'ext_worldbank_indicators'), ['indicator_id', 'country_code', 'year']) }}
+    {{ dedupe_latest(
+        source('external', 'ext_worldbank_indicators'),
+        ['indicator_id', 'country_code', 'year'],
+    ) }}
 ),
 
+-- `year` and `value` keep the World Bank API's own names (hence the noqa: RF04 below).
 final as (
     select
         upper(trim(cast(indicator_id as varchar))) as indicator_id,
         upper(trim(cast(country_code as varchar))) as country_code,
-        cast(year as integer) as year,
+        cast(year as integer) as year,  -- noqa: RF04
         trim(indicator_name) as indicator_name,
         trim(country_name) as country_name,
-        cast(value as double) as value,
+        cast(value as double) as value,  -- noqa: RF04
         nullif(trim(unit), '') as unit,
         nullif(trim(obs_status), '') as obs_status,
         cast(decimals as integer) as decimals,
