@@ -9,6 +9,7 @@ import datetime as dt
 import decimal
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +37,7 @@ def _frame(n: int) -> pd.DataFrame:
 
 
 def test_trino_replace_table_round_trip(trino_server: TrinoServer) -> None:
+    schema = f"probe_{uuid.uuid4().hex[:8]}"  # the session's Trino is shared with dbt tests
     wh = TrinoWarehouse(
         Settings(
             warehouse="trino",
@@ -44,23 +46,23 @@ def test_trino_replace_table_round_trip(trino_server: TrinoServer) -> None:
             trino_catalog="lakehouse",
         )
     )
-    wh.replace_table("gold", "wh_probe", _frame(3))
-    wh.replace_table("gold", "wh_probe", _frame(2))  # replaced, not appended
-    assert wh.table_exists("gold", "wh_probe")
-    back = wh.query("select * from gold.wh_probe order by rank")
+    wh.replace_table(schema, "wh_probe", _frame(3))
+    wh.replace_table(schema, "wh_probe", _frame(2))  # replaced, not appended
+    assert wh.table_exists(schema, "wh_probe")
+    back = wh.query(f"select * from {schema}.wh_probe order by rank")
     assert list(back["txn_id"]) == ["T0", "T1"]
     assert list(back["amount_vnd"]) == [decimal.Decimal(1_000_000), decimal.Decimal(2_000_000)]
     assert list(back["forecast_date"]) == [dt.date(2026, 7, 1), dt.date(2026, 7, 2)]
     types = wh.query(
         "select column_name, data_type from information_schema.columns "
-        "where table_schema = 'gold' and table_name = 'wh_probe'"
+        f"where table_schema = '{schema}' and table_name = 'wh_probe'"
     ).set_index("column_name")["data_type"]
     assert types["amount_vnd"].startswith("decimal")
     assert types["forecast_date"] == "date"
     assert types["is_alert"] == "boolean"
     staging = wh.query(
         "select table_name from information_schema.tables "
-        "where table_schema = 'gold' and table_name like 'wh_probe__incoming%'"
+        f"where table_schema = '{schema}' and table_name like 'wh_probe__incoming%'"
     )
     assert staging.empty, "the staging table is dropped after the swap"
 

@@ -4,6 +4,7 @@ Parquet through the Hive connector, the way the cluster warehouse does."""
 from __future__ import annotations
 
 import decimal
+import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_iceberg_and_bronze_catalogs(trino_server: TrinoServer) -> None:
-    part = trino_server.lake_root / "bronze/customers/ingest_date=2025-01-01"
+    # The Trino server is shared by the session (dbt builds there too): own names only.
+    ns = f"probe_{uuid.uuid4().hex[:8]}"
+    part = trino_server.lake_root / f"{ns}/customers/ingest_date=2025-01-01"
     part.mkdir(parents=True)
     pq.write_table(
         pa.table(
@@ -35,17 +38,18 @@ def test_iceberg_and_bronze_catalogs(trino_server: TrinoServer) -> None:
         rows: list[list[object]] = cur.fetchall()
         return rows
 
-    q("create schema if not exists bronze.bronze with (location = 'local:///bronze')")
+    q(f"create schema bronze.{ns} with (location = 'local:///{ns}')")
     q(
-        "create table bronze.bronze.customers (customer_id varchar, credit_limit_vnd decimal(18,0),"
-        " ingest_date varchar) with (external_location = 'local:///bronze/customers',"
+        f"create table bronze.{ns}.customers (customer_id varchar,"
+        " credit_limit_vnd decimal(18,0), ingest_date varchar)"
+        f" with (external_location = 'local:///{ns}/customers',"
         " format = 'PARQUET', partitioned_by = ARRAY['ingest_date'])"
     )
-    q("call bronze.system.sync_partition_metadata('bronze', 'customers', 'FULL')")
-    assert q("select sum(credit_limit_vnd), count(*) from bronze.bronze.customers") == [
+    q(f"call bronze.system.sync_partition_metadata('{ns}', 'customers', 'FULL')")
+    assert q(f"select sum(credit_limit_vnd), count(*) from bronze.{ns}.customers") == [
         [decimal.Decimal(3000), 2]
     ]
-    q("create schema if not exists lakehouse.gold")
-    q("create or replace table lakehouse.gold.t as select customer_id from bronze.bronze.customers")
-    q("create or replace table lakehouse.gold.t as select 'x' as customer_id")  # atomic replace
-    assert q("select customer_id from lakehouse.gold.t") == [["x"]]
+    q(f"create schema lakehouse.{ns}")
+    q(f"create or replace table lakehouse.{ns}.t as select customer_id from bronze.{ns}.customers")
+    q(f"create or replace table lakehouse.{ns}.t as select 'x' as customer_id")  # atomic replace
+    assert q(f"select customer_id from lakehouse.{ns}.t") == [["x"]]
