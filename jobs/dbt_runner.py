@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -168,12 +169,28 @@ def _dbt_dir(settings: Settings) -> Path:
 
 
 def _target_path(settings: Settings, stage: str) -> Path:
-    # DuckDB stages run one at a time (the warehouse lock), so they share one target folder
-    # and dbt's partial parsing carries from stage to stage. Trino stages may run in parallel
-    # on one machine: each gets its own folder.
+    """The stage's dbt target folder, seeded with the image's baked parse artefacts.
+
+    DuckDB stages run one at a time (the warehouse lock), so they share one target folder
+    and dbt's partial parsing carries from stage to stage. Trino stages may run in parallel
+    on one machine: each gets its own folder. The image bakes ``target/partial_parse.msgpack``
+    and ``manifest.json`` into the (read-only) project at build time; a new target folder
+    starts from them instead of from nothing.
+    """
     if settings.warehouse == "duckdb":
-        return _dbt_dir(settings) / "target"
-    return _dbt_dir(settings) / f"target-{stage}"
+        target = _dbt_dir(settings) / "target"
+    else:
+        target = _dbt_dir(settings) / f"target-{stage}"
+    baked = settings.dbt_project_dir / "target"
+    if (
+        not (target / "partial_parse.msgpack").exists()
+        and (baked / "partial_parse.msgpack").exists()
+    ):
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("partial_parse.msgpack", "manifest.json"):
+            if (baked / name).exists():
+                shutil.copy2(baked / name, target / name)
+    return target
 
 
 def _common_args(settings: Settings, stage: str, extra_vars: Mapping[str, Any] | None) -> list[str]:
