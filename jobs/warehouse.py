@@ -81,7 +81,7 @@ def duckdb_lock(path: Path, *, exclusive: bool, timeout: float, holder: str = ""
                     ) from None
                 if waited >= next_note:
                     log.info(
-                        "waiting for the warehouse: another stage holds the DuckDB %s lock on %s (%s)",
+                        "waiting: another stage holds the %s lock on %s (%s)",
                         "write" if exclusive else "read",
                         path,
                         holder or f"waited {waited:.0f}s",
