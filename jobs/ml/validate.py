@@ -86,6 +86,21 @@ def _apply(
     )
 
 
+def _already_champion(name: str, candidate: Any, champion: Any) -> Outcome | None:
+    """The outcome when the newest version already holds the alias (nothing to decide)."""
+    if champion is None or champion.version != candidate.version:
+        return None
+    return Outcome(
+        name,
+        candidate.version,
+        champion.version,
+        champion.version,
+        "unchanged",
+        f"version {candidate.version} is already the champion",
+        {},
+    )
+
+
 def _fresher(candidate: Any, champion: Any) -> bool:
     return bool(
         candidate.tags.get("data_end", "") > (champion.tags.get("data_end", "") if champion else "")
@@ -101,16 +116,8 @@ def validate_uc09(settings: Settings, client: Any) -> Outcome | None:
     candidate, champion = _candidate_and_champion(client, name)
     if candidate is None:
         return None
-    if champion is not None and champion.version == candidate.version:
-        return Outcome(
-            name,
-            candidate.version,
-            champion.version,
-            champion.version,
-            "unchanged",
-            f"version {candidate.version} is already the champion",
-            {},
-        )
+    if (unchanged := _already_champion(name, candidate, champion)) is not None:
+        return unchanged
     metrics = registry.run_metrics(client, candidate.run_id)
     figures: dict[str, Any] = {
         "candidate_mase": metrics.get("mase", math.nan),
@@ -180,16 +187,8 @@ def validate_uc10(settings: Settings, client: Any) -> Outcome | None:
     candidate, champion = _candidate_and_champion(client, name)
     if candidate is None:
         return None
-    if champion is not None and champion.version == candidate.version:
-        return Outcome(
-            name,
-            candidate.version,
-            champion.version,
-            champion.version,
-            "unchanged",
-            f"version {candidate.version} is already the champion",
-            {},
-        )
+    if (unchanged := _already_champion(name, candidate, champion)) is not None:
+        return unchanged
     metrics = registry.run_metrics(client, candidate.run_id)
     labelled = candidate.tags.get("has_labels") == "true" and "average_precision" in metrics
     figures: dict[str, Any] = {
