@@ -24,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from smepulse.jobs import runs_store
+from smepulse.runner import history as runs_store
 
 TARGET_SECONDS = 300
 
@@ -44,7 +44,7 @@ def main() -> int:
     load_before = os.getloadavg()
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "smepulse.jobs.cli", "demo", "--scale", args.scale, "--end-date", args.end_date],
+        [sys.executable, "-m", "smepulse.cli", "demo", "--scale", args.scale, "--end-date", args.end_date],
         cwd=root, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     wall = time.monotonic() - started

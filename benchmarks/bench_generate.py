@@ -27,8 +27,8 @@ TARGET_RSS_MIB = 2048.0
 
 
 def child_generate(home: Path, scale: float, out: Path) -> None:
-    from smepulse.jobs.bronze.generate import GeneratorConfig, generate
-    from smepulse.jobs.settings import Settings
+    from smepulse.settings import Settings
+    from smepulse.synth.generate import GeneratorConfig, generate
 
     summary = generate(
         Settings(home=home), GeneratorConfig(end_date=END, scale=scale), show_progress=False
@@ -39,8 +39,8 @@ def child_generate(home: Path, scale: float, out: Path) -> None:
 
 
 def child_validate(home: Path, out: Path) -> None:
-    from smepulse.jobs.bronze.store import LocalStore
-    from smepulse.jobs.bronze.validate import validate
+    from smepulse.bronze.store import LocalStore
+    from smepulse.bronze.validate import validate
 
     result = validate(LocalStore(home / "bronze"), END)
     out.write_text(json.dumps({"problems": result.problems.total, "files": len(result.files)}))

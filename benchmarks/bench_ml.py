@@ -64,13 +64,13 @@ def main() -> int:
     if args.prepare:
         prepare(home, end)
 
-    from smepulse.jobs.logs import setup_logging
-    from smepulse.jobs.ml import registry, uc09_train, uc10_train
-    from smepulse.jobs.ml.backtest import evaluate_detector
-    from smepulse.jobs.ml.data import load_anomaly_labels, load_transactions
-    from smepulse.jobs.ml.features import build_features
-    from smepulse.jobs.ml.uc10_models import AnomalySpec
-    from smepulse.jobs.settings import Settings
+    from smepulse.logs import setup_logging
+    from smepulse.ml import registry, uc09_train, uc10_train
+    from smepulse.ml.backtest import evaluate_detector
+    from smepulse.ml.data import load_anomaly_labels, load_transactions
+    from smepulse.ml.features import build_features
+    from smepulse.ml.uc10_models import AnomalySpec
+    from smepulse.settings import Settings
 
     # A scratch MLflow store: the benchmark never touches the home's real registry.
     scratch = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))

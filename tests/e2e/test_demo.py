@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from smepulse.jobs import runs_store
+from smepulse.runner import history as runs_store
 from tests.integration.stages.services import FakeHTTP, http_server, required  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
@@ -64,7 +64,7 @@ class Demo:
         self, *args: str, timeout: float = 1200, **extra: str
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "smepulse.jobs.cli", *args],
+            [sys.executable, "-m", "smepulse.cli", *args],
             cwd=self.cwd, env=self.env(**extra), capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
 

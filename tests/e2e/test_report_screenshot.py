@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from scripts.screenshot_report import find_browser, screenshot
-from smepulse.jobs.settings import Settings
+from smepulse.settings import Settings
 from tests.integration.stages.gold_fixture import DAY, build_gold, write_report
 from tests.integration.stages.services import required
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from smepulse.jobs.bronze.generate import GeneratorConfig, generate
-from smepulse.jobs.bronze.store import open_store
-from smepulse.jobs.bronze.validate import validate
-from smepulse.jobs.settings import Settings
+from smepulse.bronze.store import open_store
+from smepulse.bronze.validate import validate
+from smepulse.settings import Settings
+from smepulse.synth.generate import GeneratorConfig, generate
 from tests.services.procs import S3Endpoint
 
 pytestmark = pytest.mark.integration

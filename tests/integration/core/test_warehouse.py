@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from smepulse.jobs.settings import Settings
-from smepulse.jobs.warehouse import DuckDBWarehouse, TrinoWarehouse, duckdb_lock
+from smepulse.settings import Settings
+from smepulse.warehouse import DuckDBWarehouse, TrinoWarehouse, duckdb_lock
 from tests.services.procs import TrinoServer
 
 pytestmark = pytest.mark.integration

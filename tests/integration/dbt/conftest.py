@@ -15,10 +15,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from smepulse.jobs.dbt_runner import BuildResult, run_build
-from smepulse.jobs.dbt_selection import DAILY_TAGS
-from smepulse.jobs.settings import Settings
-from smepulse.jobs.stages import resolve
+from smepulse.dbt_runner import BuildResult, run_build
+from smepulse.dbt_selection import DAILY_TAGS
+from smepulse.settings import Settings
+from smepulse.stages import resolve
 from tests.integration.dbt.bronze_fixture import write_bronze
 
 END_DATE = dt.date(2026, 6, 30)

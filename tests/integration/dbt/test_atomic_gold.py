@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from smepulse.jobs.dbt_runner import run_build, stage_silver
-from smepulse.jobs.errors import StageError
+from smepulse.dbt_runner import run_build, stage_silver
+from smepulse.errors import StageError
 from tests.integration.dbt.bronze_fixture import SCHEMAS
 from tests.integration.dbt.conftest import Built
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from smepulse.jobs.dbt_selection import DAILY_TAGS
+from smepulse.dbt_selection import DAILY_TAGS
 from tests.integration.dbt.bronze_fixture import build_rows
 from tests.integration.dbt.conftest import END_DATE, Built
 

@@ -9,8 +9,8 @@ import json
 import pytest
 from dbt.cli.main import dbtRunner
 
-from smepulse.jobs.dbt_runner import QUIET, _common_args
-from smepulse.jobs.dbt_selection import DAILY_TAGS, SELECTIONS
+from smepulse.dbt_runner import QUIET, _common_args
+from smepulse.dbt_selection import DAILY_TAGS, SELECTIONS
 from tests.integration.dbt.conftest import Built
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import trino
 
-from smepulse.jobs.dbt_runner import run_build
-from smepulse.jobs.dbt_selection import DAILY_TAGS
-from smepulse.jobs.settings import Settings
+from smepulse.dbt_runner import run_build
+from smepulse.dbt_selection import DAILY_TAGS
+from smepulse.settings import Settings
 from tests.integration.dbt.bronze_fixture import write_bronze
 from tests.services.procs import TrinoServer
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from smepulse.jobs.settings import Settings
+from smepulse.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "worldbank"
 

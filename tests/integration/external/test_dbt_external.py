@@ -17,10 +17,10 @@ import sys
 import duckdb
 import pytest
 
-from smepulse.jobs.bronze.contract import PROVINCE_CODES
-from smepulse.jobs.bronze.generate import GeneratorConfig, generate
-from smepulse.jobs.settings import Settings
-from smepulse.jobs.warehouse import duckdb_lock
+from smepulse.bronze.contract import PROVINCE_CODES
+from smepulse.settings import Settings
+from smepulse.synth.generate import GeneratorConfig, generate
+from smepulse.warehouse import duckdb_lock
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ DAY = dt.date(2025, 8, 1)
 def _stage(env: dict[str, str], stage: str) -> None:
     # Each stage in its own process, as the runner and the operator run them (dbt-duckdb also
     # keeps its database instance open in the process that ran dbt).
-    cmd = [sys.executable, "-c", "from smepulse.jobs.cli import main; main()", "stage", stage]
+    cmd = [sys.executable, "-c", "from smepulse.cli import main; main()", "stage", stage]
     done = subprocess.run(
         [*cmd, "--logical-date", DAY.isoformat()],
         env=env,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from smepulse.jobs.settings import Settings
+from smepulse.settings import Settings
 
 pytestmark = pytest.mark.integration
 

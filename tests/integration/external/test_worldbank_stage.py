@@ -13,9 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from smepulse.jobs.errors import StageError
-from smepulse.jobs.external import worldbank
-from smepulse.jobs.external.bronze_io import read_ingests
+from smepulse.errors import StageError
+from smepulse.external import worldbank
+from smepulse.external.bronze_io import read_ingests
 from tests.integration.external.conftest import Replay, make_settings
 
 pytestmark = pytest.mark.integration
@@ -111,7 +111,7 @@ def test_rerun_is_idempotent_and_later_runs_write_only_changes(
     stamp = first.stat().st_mtime_ns
 
     # Same day again, and the next month with the same release: nothing is written.
-    caplog.set_level(logging.INFO, logger="smepulse.jobs.external.worldbank")
+    caplog.set_level(logging.INFO, logger="smepulse.external.worldbank")
     worldbank.run(make_settings(tmp_path, replay.base_url, [CPI], DAY))
     worldbank.run(make_settings(tmp_path, replay.base_url, [CPI], DAY + dt.timedelta(days=31)))
     assert first.stat().st_mtime_ns == stamp
@@ -137,7 +137,7 @@ def test_rerun_is_idempotent_and_later_runs_write_only_changes(
 def test_unreachable_api_seeds_the_snapshot_then_keeps_the_last_ingest(
     closed_port_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="smepulse.jobs.external.worldbank")
+    caplog.set_level(logging.WARNING, logger="smepulse.external.worldbank")
     settings = make_settings(tmp_path, closed_port_url, [GDP, CPI], DAY)
     worldbank.run(settings)
 
@@ -164,7 +164,7 @@ def test_persistent_5xx_counts_as_unreachable_and_keeps_bronze(
 
     replay.reset()
     replay.add(CPI, body=b"upstream down", status=502)
-    caplog.set_level(logging.WARNING, logger="smepulse.jobs.external.worldbank")
+    caplog.set_level(logging.WARNING, logger="smepulse.external.worldbank")
     worldbank.run(make_settings(tmp_path, replay.base_url, [CPI], DAY + dt.timedelta(days=31)))
 
     assert len(replay.pages_requested(CPI)) == 3  # 1 + http_retries

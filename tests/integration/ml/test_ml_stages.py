@@ -16,9 +16,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from smepulse.jobs.errors import StageError
-from smepulse.jobs.ml import uc09_predict, uc09_train, uc10_detect, uc10_train, validate
-from smepulse.jobs.settings import Settings
+from smepulse.errors import StageError
+from smepulse.ml import uc09_predict, uc09_train, uc10_detect, uc10_train, validate
+from smepulse.settings import Settings
 from tests.unit.ml.synthetic import daily_cashflow, transactions
 
 pytestmark = pytest.mark.integration
@@ -97,7 +97,7 @@ def test_missing_champion_is_one_clear_line_and_keeps_previous_outputs(tmp_path:
         [
             sys.executable,
             "-m",
-            "smepulse.jobs.cli",
+            "smepulse.cli",
             "stage",
             "uc09-forecast",
             "--logical-date",

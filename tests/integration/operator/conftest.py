@@ -127,7 +127,7 @@ def running_operator(env: dict[str, str], namespace: str) -> Iterator[KopfRunner
     sys.stdout for its whole life, and pytest swapping capture between the setup, call and
     teardown phases would drop (and close) that stream.
     """
-    args = ["run", "--standalone", "-m", "smepulse.operator.handlers", "--namespace", namespace]
+    args = ["run", "--standalone", "-m", "smepulse_operator.handlers", "--namespace", namespace]
     with KopfRunner(args, timeout=60) as runner:
         wait_for(lambda: _ready(env), timeout=30, what="operator startup")
         yield runner

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from smepulse.jobs.catalog import load_catalog
+from smepulse.catalog import load_catalog
 from tests.integration.operator.conftest import TERMINAL, Runs, StageEnv, _ready
 from tests.kube.wait import wait_for
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from smepulse.jobs.catalog import load_catalog
+from smepulse.catalog import load_catalog
 from tests.integration.operator.conftest import Operator, Runs, StageEnv, settle
 from tests.kube.controlplane import ControlPlane
 from tests.kube.wait import wait_for

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from smepulse.jobs.settings import Settings
+from smepulse.settings import Settings
 
 DAY = dt.date(2025, 6, 30)
 
@@ -112,7 +112,7 @@ def build_gold(settings: Settings, *, with_ml: bool = True, seed: int = 7) -> No
 
 
 def write_report(settings: Settings) -> Path:
-    from smepulse.jobs.stages import report
+    from smepulse.stages import report
 
     report.run(settings)
     return (

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import redis
 
-from smepulse.jobs.errors import StageError, StageSkipped
-from smepulse.jobs.settings import Settings
-from smepulse.jobs.stages import cache
+from smepulse.errors import StageError, StageSkipped
+from smepulse.settings import Settings
+from smepulse.stages import cache
 
 from .services import free_port
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from smepulse.jobs.errors import StageError, StageSkipped
-from smepulse.jobs.settings import Settings
-from smepulse.jobs.stages import metabase
+from smepulse.errors import StageError, StageSkipped
+from smepulse.settings import Settings
+from smepulse.stages import metabase
 
 from .services import FakeHTTP, Request
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from smepulse.jobs.errors import StageError, StageSkipped
-from smepulse.jobs.settings import Settings
-from smepulse.jobs.stages import notify
+from smepulse.errors import StageError, StageSkipped
+from smepulse.settings import Settings
+from smepulse.stages import notify
 
 from .services import FakeHTTP, Mailbox
 

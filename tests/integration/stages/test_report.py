@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smepulse.jobs.settings import Settings
+from smepulse.settings import Settings
 
 from .gold_fixture import DAY, build_gold, write_report
 

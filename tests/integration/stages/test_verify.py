@@ -7,9 +7,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from smepulse.jobs.errors import StageError
-from smepulse.jobs.settings import Settings
-from smepulse.jobs.stages import verify
+from smepulse.errors import StageError
+from smepulse.settings import Settings
+from smepulse.stages import verify
 
 from .services import FakeHTTP, Request, free_port
 

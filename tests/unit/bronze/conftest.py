@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from smepulse.jobs.bronze.generate import Dataset, GeneratorConfig, build_dataset, generate
-from smepulse.jobs.settings import Settings
+from smepulse.settings import Settings
+from smepulse.synth.generate import Dataset, GeneratorConfig, build_dataset, generate
 
 END = dt.date(2025, 6, 30)
 TINY = GeneratorConfig(end_date=END, seed=7, scale=0.05, years=0.5, ingest_dates=3)

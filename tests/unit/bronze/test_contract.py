@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 from vietnam_provinces import Province
 
-from smepulse.jobs.bronze.contract import CONTRACT_VERSION, PROVINCE_CODES, TABLES, contract
-from smepulse.jobs.bronze.contract_doc import render_markdown
-from smepulse.jobs.bronze.validate_rules import RULES
+from smepulse.bronze.contract import CONTRACT_VERSION, PROVINCE_CODES, TABLES, contract
+from smepulse.bronze.contract_doc import render_markdown
+from smepulse.bronze.validate_rules import RULES
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +20,7 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "bronze-contract.md"
 def test_published_document_matches_the_code() -> None:
     assert DOC.read_text(encoding="utf-8") == render_markdown(), (
         "docs/bronze-contract.md is stale: run "
-        "`python -m smepulse.jobs.bronze.contract_doc docs/bronze-contract.md`"
+        "`python -m smepulse.bronze.contract_doc docs/bronze-contract.md`"
     )
 
 

@@ -11,18 +11,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from smepulse.jobs.bronze.contract import TABLES, contract
-from smepulse.jobs.bronze.gen_util import TET_DATES
-from smepulse.jobs.bronze.generate import (
+from smepulse.bronze.contract import TABLES, contract
+from smepulse.bronze.store import LocalStore, parquet_bytes
+from smepulse.errors import ConfigError
+from smepulse.settings import Settings
+from smepulse.synth.generate import (
     LABELS_FILE,
     Dataset,
     GeneratorConfig,
     build_dataset,
     generate,
 )
-from smepulse.jobs.bronze.store import LocalStore, parquet_bytes
-from smepulse.jobs.errors import ConfigError
-from smepulse.jobs.settings import Settings
+from smepulse.synth.util import TET_DATES
 
 from .conftest import END, TINY
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from smepulse.jobs.bronze.store import LocalStore, open_store, parquet_bytes
-from smepulse.jobs.settings import Settings
+from smepulse.bronze.store import LocalStore, open_store, parquet_bytes
+from smepulse.settings import Settings
 
 pytestmark = pytest.mark.unit
 

@@ -15,10 +15,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from smepulse.jobs.bronze.store import LocalStore
-from smepulse.jobs.bronze.validate import run_stage, validate
-from smepulse.jobs.errors import StageError
-from smepulse.jobs.settings import Settings
+from smepulse.bronze.store import LocalStore
+from smepulse.bronze.validate import run_stage, validate
+from smepulse.errors import StageError
+from smepulse.settings import Settings
 
 from .conftest import END
 

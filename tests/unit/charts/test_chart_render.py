@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import ValidationError
 
-from smepulse.jobs.settings import Settings
+from smepulse.settings import Settings
 from tests.unit.charts.helmlib import (
     CHART,
     KUBE_VERSION,
@@ -81,7 +81,9 @@ def test_values_schema_rejects_bad_values(helm: Helm, key: str, value: str, comp
 
 
 def _catalog_schedules() -> dict[str, str | None]:
-    catalog = yaml.safe_load((REPO_ROOT / "jobs" / "catalog.yaml").read_text(encoding="utf-8"))
+    catalog = yaml.safe_load(
+        (REPO_ROOT / "jobs" / "src" / "smepulse" / "catalog.yaml").read_text(encoding="utf-8")
+    )
     return {name: p.get("schedule") for name, p in catalog["pipelines"].items()}
 
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from smepulse.jobs.catalog import load_catalog, parse_catalog
-from smepulse.jobs.stages import REGISTRY
+from smepulse.catalog import load_catalog, parse_catalog
+from smepulse.stages import REGISTRY
 
 pytestmark = pytest.mark.unit
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.unit
 def _doc() -> dict[str, Any]:
     from importlib import resources
 
-    text = resources.files("smepulse.jobs").joinpath("catalog.yaml").read_text()
+    text = resources.files("smepulse").joinpath("catalog.yaml").read_text()
     doc: dict[str, Any] = yaml.safe_load(text)
     return doc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from smepulse.jobs.cli import app
+from smepulse.cli import app
 
 pytestmark = pytest.mark.unit
 runner = CliRunner()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from smepulse.jobs.settings import ConfigError, Settings
+from smepulse.settings import ConfigError, Settings
 
 pytestmark = pytest.mark.unit
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from smepulse.jobs.settings import Settings
+from smepulse.settings import Settings
 
 LOGICAL_DATE = "2026-06-30"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from smepulse.jobs.dbt_runner import _target_path
-from smepulse.jobs.settings import Settings
+from smepulse.dbt_runner import _target_path
+from smepulse.settings import Settings
 
 pytestmark = pytest.mark.unit
 

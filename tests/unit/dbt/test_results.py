@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from smepulse.jobs.dbt_results import NodeOutcome, failure_lines, summarise
-from smepulse.jobs.dbt_selection import DAILY_TAGS, SELECTIONS
+from smepulse.dbt_results import NodeOutcome, failure_lines, summarise
+from smepulse.dbt_selection import DAILY_TAGS, SELECTIONS
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,8 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from smepulse.jobs.external import legacy_map
-from smepulse.jobs.external.provinces import build_tables, to_ascii
+from smepulse.external import legacy_map
+from smepulse.external.provinces import build_tables, to_ascii
 
 pytestmark = pytest.mark.unit
 

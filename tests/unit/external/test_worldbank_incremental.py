@@ -7,16 +7,16 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from smepulse.jobs.errors import StageError
-from smepulse.jobs.external import snapshot
-from smepulse.jobs.external.worldbank import (
+from smepulse.errors import StageError
+from smepulse.external import snapshot
+from smepulse.external.worldbank import (
     SCHEMA,
     changed_rows,
     latest_state,
     same_content,
     to_table,
 )
-from smepulse.jobs.external.worldbank_api import Observation
+from smepulse.external.worldbank_api import Observation
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from smepulse.jobs.external.worldbank_api import ApiErrorPayload, MalformedResponse, parse_page
+from smepulse.external.worldbank_api import ApiErrorPayload, MalformedResponse, parse_page
 
 pytestmark = pytest.mark.unit
 

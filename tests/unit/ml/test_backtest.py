@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from smepulse.jobs.ml.backtest import (
+from smepulse.ml.backtest import (
     backtest_cashflow,
     coverage,
     evaluate_detector,
@@ -16,9 +16,9 @@ from smepulse.jobs.ml.backtest import (
     rmsse,
     smape,
 )
-from smepulse.jobs.ml.cashflow import CashflowSpec
-from smepulse.jobs.ml.features import build_features
-from smepulse.jobs.ml.uc10_models import AnomalySpec
+from smepulse.ml.cashflow import CashflowSpec
+from smepulse.ml.features import build_features
+from smepulse.ml.uc10_models import AnomalySpec
 from tests.unit.ml.synthetic import daily_cashflow, transactions
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smepulse.jobs.ml.features import FEATURE_COLUMNS, build_features, explain, feature_matrix
+from smepulse.ml.features import FEATURE_COLUMNS, build_features, explain, feature_matrix
 from tests.unit.ml.synthetic import transactions
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from smepulse.jobs.ml.holidays import HUNG_KINGS, TET, holiday_dates, prophet_holidays
+from smepulse.ml.holidays import HUNG_KINGS, TET, holiday_dates, prophet_holidays
 
 pytestmark = pytest.mark.unit
 
@@ -30,5 +30,5 @@ def test_prophet_frame_and_range() -> None:
     assert tet["ds"].dt.date.tolist() == [dt.date(2025, 1, 29), dt.date(2026, 2, 17)]
     assert (tet["lower_window"] < 0).all() and (tet["upper_window"] > 0).all()
     assert len(holiday_dates(2025, 2025)) == 5
-    with pytest.raises(ValueError, match=r"extend jobs/ml/holidays\.py"):
+    with pytest.raises(ValueError, match=r"extend jobs/src/smepulse/ml/holidays\.py"):
         holiday_dates(2019, 2020)

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smepulse.jobs.ml.cashflow import CashflowModel, CashflowSpec
-from smepulse.jobs.ml.features import build_features, feature_matrix
-from smepulse.jobs.ml.protocol import Detector, Forecaster, NotFittedError
-from smepulse.jobs.ml.uc09_models import (
+from smepulse.ml.cashflow import CashflowModel, CashflowSpec
+from smepulse.ml.features import build_features, feature_matrix
+from smepulse.ml.protocol import Detector, Forecaster, NotFittedError
+from smepulse.ml.uc09_models import (
     ETSForecaster,
     ProphetForecaster,
     SeasonalNaive,
 )
-from smepulse.jobs.ml.uc10_models import (
+from smepulse.ml.uc10_models import (
     AnomalyModel,
     AnomalySpec,
     IsolationForestDetector,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from smepulse.jobs.ml.promotion import decide, decide_unlabelled
-from smepulse.jobs.ml.uc10_detect import alert_count
+from smepulse.ml.promotion import decide, decide_unlabelled
+from smepulse.ml.uc10_detect import alert_count
 
 pytestmark = pytest.mark.unit
 

@@ -10,9 +10,9 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from smepulse.jobs.catalog import load_catalog
-from smepulse.operator.model import JobView, RunRef, job_name, parse_spec
-from smepulse.operator.planning import Peer, Plan, RunInput, plan_run
+from smepulse.catalog import load_catalog
+from smepulse_operator.model import JobView, RunRef, job_name, parse_spec
+from smepulse_operator.planning import Peer, Plan, RunInput, plan_run
 
 T0 = dt.datetime(2025, 1, 2, 3, 0, tzinfo=dt.UTC)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from smepulse.jobs.catalog import load_catalog
+from smepulse.catalog import load_catalog
 
 pytestmark = pytest.mark.unit
 
@@ -98,7 +98,7 @@ def test_status_schema_declares_what_the_operator_writes(crd: dict[str, Any]) ->
     """Structural schemas prune undeclared fields: every status key must be declared."""
     import datetime as dt
 
-    from smepulse.operator.status import RunStatus, StageRecord, build_status
+    from smepulse_operator.status import RunStatus, StageRecord, build_status
 
     t = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     doc = build_status(

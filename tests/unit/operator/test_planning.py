@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from smepulse.jobs.catalog import load_catalog
-from smepulse.operator.model import InvalidSpec, JobView
-from smepulse.operator.planning import Peer
+from smepulse.catalog import load_catalog
+from smepulse_operator.model import InvalidSpec, JobView
+from smepulse_operator.planning import Peer
 from tests.unit.operator.sim import T0, SimRun
 
 pytestmark = pytest.mark.unit
@@ -288,7 +288,7 @@ def test_failed_finally_stage_fails_a_successful_run() -> None:
 
 
 def test_job_view_reads_conditions() -> None:
-    from smepulse.operator.model import job_view
+    from smepulse_operator.model import job_view
 
     job = {
         "metadata": {

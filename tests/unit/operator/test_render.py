@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from smepulse.jobs.catalog import load_catalog
-from smepulse.jobs.settings import Settings
-from smepulse.operator.model import RunRef, job_name, parse_spec
-from smepulse.operator.planning import FinallyContext, JobRequest
-from smepulse.operator.render import job_template, render_child_run, render_job, render_run
+from smepulse.catalog import load_catalog
+from smepulse.settings import Settings
+from smepulse_operator.model import RunRef, job_name, parse_spec
+from smepulse_operator.planning import FinallyContext, JobRequest
+from smepulse_operator.render import job_template, render_child_run, render_job, render_run
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from smepulse.operator.status import (
+from smepulse_operator.status import (
     RunStatus,
     StageRecord,
     build_status,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from smepulse.jobs import demo
-from smepulse.jobs.settings import Settings
+from smepulse import demo
+from smepulse.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +26,7 @@ def test_same_config_skips_generation(tmp_path: Path, monkeypatch: pytest.Monkey
     config = demo.DataConfig(end_date="2025-06-30", scale=0.1)
     (tmp_path / demo.MARKER).write_text(json.dumps(asdict(config)))
     calls: list[object] = []
-    monkeypatch.setattr("smepulse.jobs.bronze.generate.generate", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr("smepulse.synth.generate.generate", lambda *a, **k: calls.append(a))
     out = io.StringIO()
     demo._generate(settings, config, Console(file=out, width=300))
     assert calls == [] and "generation skipped" in out.getvalue()

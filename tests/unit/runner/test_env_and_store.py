@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from smepulse.jobs import runs_store
-from smepulse.jobs.runner_env import settings_env, stage_env
-from smepulse.jobs.settings import Settings
+from smepulse.runner import history as runs_store
+from smepulse.runner.env import settings_env, stage_env
+from smepulse.settings import Settings
 
 pytestmark = pytest.mark.unit
 

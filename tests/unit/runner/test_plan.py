@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from smepulse.jobs.catalog import Pipeline, load_catalog, parse_catalog
-from smepulse.jobs.runner_plan import (
+from smepulse.catalog import Pipeline, load_catalog, parse_catalog
+from smepulse.runner.plan import (
     StageState,
     block_dependants,
     initial_states,

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from smepulse.jobs import runs_store
-from smepulse.jobs.catalog import Catalog, parse_catalog
-from smepulse.jobs.runner import backfill, print_history, run_pipeline
-from smepulse.jobs.runner_exec import StageCommand
-from smepulse.jobs.settings import Settings
+from smepulse.catalog import Catalog, parse_catalog
+from smepulse.runner import backfill, print_history, run_pipeline
+from smepulse.runner import history as runs_store
+from smepulse.runner.execute import StageCommand
+from smepulse.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -316,7 +316,7 @@ def test_backfill_is_resumable(settings: Settings, tmp_path: Path) -> None:
 
 
 def test_unknown_names_are_configuration_errors(settings: Settings) -> None:
-    from smepulse.jobs.errors import ConfigError
+    from smepulse.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown pipeline 'nope'"):
         run_pipeline(settings, "nope", DAY, catalog=catalog(), console=quiet())
@@ -344,8 +344,8 @@ CANCEL_SCRIPT = """
 import datetime as dt, sys
 from pathlib import Path
 from rich.console import Console
-from smepulse.jobs.runner import run_pipeline
-from smepulse.jobs.settings import Settings
+from smepulse.runner import run_pipeline
+from smepulse.settings import Settings
 from tests.unit.runner.test_runner import DAY, catalog, fake
 
 home, marks = Path(sys.argv[1]), Path(sys.argv[2])

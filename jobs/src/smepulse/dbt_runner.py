@@ -1,0 +1,371 @@
+"""The ``dbt-*`` stages: ``dbt build --select <tags>`` in-process, with progress and a verdict.
+
+Each stage builds one slice of the dbt project (``dbt/``) by tag, runs it with dbt's
+programmatic entry point (:class:`dbt.cli.main.dbtRunner`), logs one line per finished node,
+writes the run's results to ``<home>/dbt/<stage>.json`` for the report stage, and raises
+:class:`StageError` naming the failing tests and their models when anything failed.
+
+Atomic gold: the project follows write-audit-publish. Tables are built and tested in
+``<schema>_staging``; dbt's on-run-end hook (``dbt/macros/publish_staged.sql``) copies them
+to the live ``silver``/``gold`` schemas only when the whole build passed, in one DuckDB
+transaction. A failed test therefore leaves the live tables as they were.
+
+On DuckDB the whole invocation holds the warehouse's exclusive lock (``duckdb_lock``), so
+parallel stages take turns and readers never see a half-published stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smepulse.dbt_results import (
+    BuildProgress,
+    NodeOutcome,
+    duckdb_row_counter,
+    failure_lines,
+    outcome_from_result,
+    summarise,
+)
+from smepulse.dbt_selection import (
+    BRONZE_SOURCES,
+    EXTERNAL_SILVER_MARKER,
+    SELECTIONS,
+    Selection,
+)
+from smepulse.errors import StageError
+from smepulse.settings import Settings
+from smepulse.warehouse import duckdb_lock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """The outcome of one ``dbt build``."""
+
+    stage: str
+    success: bool
+    outcomes: list[NodeOutcome]
+    elapsed_seconds: float
+    results_path: Path
+    error: str | None = None
+
+
+def stage_silver(settings: Settings) -> None:
+    """Silver: staging views over bronze, feature tables and the UC09/UC10 training sets."""
+    _run_stage(settings, "dbt-silver")
+
+
+def stage_gold_dims(settings: Settings) -> None:
+    """Gold dimensions (dim_province comes from external-sync's models when present)."""
+    _run_stage(settings, "dbt-gold-dims")
+
+
+def stage_gold_facts(settings: Settings) -> None:
+    """Gold facts: sales lines, AR/AP documents and payments, bank transactions."""
+    _run_stage(settings, "dbt-gold-facts")
+
+
+def stage_gold_links(settings: Settings) -> None:
+    """Gold links: invoice-payment reconciliation and the 1 % review sample."""
+    _run_stage(settings, "dbt-gold-links")
+
+
+def stage_gold_kpis(settings: Settings) -> None:
+    """Gold KPIs: daily revenue, AR ageing with DSO, daily cash flow, working capital."""
+    _run_stage(settings, "dbt-gold-kpis")
+
+
+def stage_ml_scores(settings: Settings) -> None:
+    """UC05: the receivables priority score as of the logical date."""
+    _run_stage(settings, "dbt-ml-scores")
+
+
+def stage_external_silver(settings: Settings) -> None:
+    """External-sync silver models (World Bank indicators, provinces, wards)."""
+    _run_stage(settings, "dbt-external-silver")
+
+
+def stage_external_gold(settings: Settings) -> None:
+    """External-sync gold models (dim_province, macro indicators)."""
+    _run_stage(settings, "dbt-external-gold")
+
+
+def _run_stage(settings: Settings, stage: str) -> None:
+    result = run_build(settings, stage)
+    if not result.success:
+        details = "; ".join(failure_lines(result.outcomes)) or result.error or "see the dbt log"
+        raise StageError(
+            f"{stage}: dbt build failed ({details}). The live silver/gold tables were left "
+            f"unchanged. Results: {result.results_path}; dbt log: {_dbt_dir(settings) / 'logs'}"
+        )
+
+
+def run_build(
+    settings: Settings, stage: str, extra_vars: Mapping[str, Any] | None = None
+) -> BuildResult:
+    """Run ``dbt build`` for ``stage``'s selection; write and return its results.
+
+    ``extra_vars`` are merged into ``--vars`` (tests use it to force a failing invariant).
+    Never raises for a failed build: the caller decides (the stage raises StageError).
+    """
+    selection = SELECTIONS[stage]
+    with _exclusive(settings, stage):
+        exclude = selection.exclude
+        if stage == "dbt-gold-dims" and not _external_silver_ready(settings):
+            log.warning(
+                "dbt-gold-dims: silver.%s is missing (external-sync has not run on this "
+                "warehouse): building the dimensions without dim_province; run the "
+                "external-sync pipeline to add it",
+                EXTERNAL_SILVER_MARKER,
+            )
+            exclude = (*exclude, "tag:external")
+        args = _build_args(settings, stage, selection, exclude, extra_vars)
+        started = time.monotonic()
+        log.info(
+            "%s: dbt build --select %s%s (target %s, logical date %s)",
+            stage,
+            " ".join(selection.select),
+            f" --exclude {' '.join(exclude)}" if exclude else "",
+            settings.warehouse,
+            settings.business_date,
+        )
+        outcomes: list[NodeOutcome] = []
+        success = False
+        with dbt_environment(settings):
+            error = None
+            if settings.warehouse == "trino" and stage in BRONZE_SOURCES:
+                error = _register_bronze(settings, stage)
+            if not error:
+                success, outcomes, error = _invoke(stage, settings, args)
+        elapsed = time.monotonic() - started
+    path = _write_results(settings, stage, selection, exclude, success, outcomes, elapsed, error)
+    summary = summarise(outcomes)
+    log.info(
+        "%s: %s in %.1fs: %d models, %d tests, %d failed",
+        stage,
+        "succeeded" if success else "FAILED",
+        elapsed,
+        summary["n_models"],
+        summary["n_tests"],
+        summary["n_failed"],
+    )
+    return BuildResult(stage, success, outcomes, elapsed, path, error)
+
+
+def _dbt_dir(settings: Settings) -> Path:
+    return settings.home / "dbt"
+
+
+def _target_path(settings: Settings, stage: str) -> Path:
+    """The stage's dbt target folder, seeded with the image's baked parse artefacts.
+
+    DuckDB stages run one at a time (the warehouse lock), so they share one target folder
+    and dbt's partial parsing carries from stage to stage. Trino stages may run in parallel
+    on one machine: each gets its own folder. The image bakes ``target/partial_parse.msgpack``
+    and ``manifest.json`` into the (read-only) project at build time; a new target folder
+    starts from them instead of from nothing.
+    """
+    if settings.warehouse == "duckdb":
+        target = _dbt_dir(settings) / "target"
+    else:
+        target = _dbt_dir(settings) / f"target-{stage}"
+    baked = settings.dbt_project_dir / "target"
+    if (
+        not (target / "partial_parse.msgpack").exists()
+        and (baked / "partial_parse.msgpack").exists()
+    ):
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("partial_parse.msgpack", "manifest.json"):
+            if (baked / name).exists():
+                shutil.copy2(baked / name, target / name)
+    return target
+
+
+def _common_args(settings: Settings, stage: str, extra_vars: Mapping[str, Any] | None) -> list[str]:
+    project = str(settings.dbt_project_dir)
+    variables: dict[str, Any] = {"logical_date": settings.business_date.isoformat()}
+    variables.update(extra_vars or {})
+    return [
+        "--project-dir",
+        project,
+        "--profiles-dir",
+        project,
+        "--target",
+        settings.warehouse,
+        "--target-path",
+        str(_target_path(settings, stage)),
+        "--log-path",
+        str(_dbt_dir(settings) / "logs"),
+        "--vars",
+        json.dumps(variables, sort_keys=True),
+    ]
+
+
+def _build_args(
+    settings: Settings,
+    stage: str,
+    selection: Selection,
+    exclude: tuple[str, ...],
+    extra_vars: Mapping[str, Any] | None,
+) -> list[str]:
+    args = [
+        "build",
+        *_common_args(settings, stage, extra_vars),
+        "--indirect-selection",
+        selection.indirect_selection,
+        "--select",
+        *selection.select,
+    ]
+    if exclude:
+        args += ["--exclude", *exclude]
+    return [*QUIET, *args]
+
+
+#: dbt's own console output is replaced by BuildProgress's log lines; its file log stays.
+QUIET = ("--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats")
+
+
+def _register_bronze(settings: Settings, stage: str) -> str | None:
+    """Trino: create missing bronze tables and sync their partitions; the error, if any."""
+    from dbt.cli.main import dbtRunner
+
+    sources = list(BRONZE_SOURCES[stage])
+    args = [
+        *QUIET,
+        "run-operation",
+        "register_bronze_tables",
+        *_common_args(settings, stage, None),
+        "--args",
+        json.dumps({"sources": sources}),
+    ]
+    log.info("%s: registering bronze tables of source(s) %s in Trino", stage, ", ".join(sources))
+    outcome = dbtRunner().invoke(args)
+    if outcome.success:
+        return None
+    return (
+        f"registering the bronze tables in Trino failed: {outcome.exception or 'see the dbt log'}"
+    )
+
+
+def _invoke(
+    stage: str, settings: Settings, args: list[str]
+) -> tuple[bool, list[NodeOutcome], str | None]:
+    from dbt.cli.main import dbtRunner
+
+    with duckdb_row_counter(settings) as counter:
+        progress = BuildProgress(stage, row_counter=counter)
+        try:
+            outcome = dbtRunner(callbacks=[progress]).invoke(args)
+        except Exception as exc:  # dbt raised instead of reporting: configuration or a bug
+            return False, [], f"dbt could not run: {exc}"
+    results = getattr(outcome.result, "results", None) or []
+    outcomes = [
+        dataclasses.replace(o, rows=progress.rows_by_node.get(o.unique_id))
+        for o in map(outcome_from_result, results)
+    ]
+    error = str(outcome.exception) if outcome.exception else None
+    success = bool(outcome.success) and not any(o.failed for o in outcomes)
+    return success, outcomes, error
+
+
+@contextlib.contextmanager
+def dbt_environment(settings: Settings) -> Iterator[None]:
+    """Export Settings.dbt_env() for the duration of a dbt invocation, then restore.
+
+    dbt reads its profile through env_var() in profiles.yml and offers no other way to hand
+    it configuration; this is the one sanctioned place where SME Pulse writes the
+    environment. The previous values come back afterwards, because the names double as
+    Settings' own variables (SMEPULSE_DUCKDB_PATH, ...) and must not leak into a Settings
+    built later in the same process.
+    """
+    _dbt_dir(settings).mkdir(parents=True, exist_ok=True)
+    values = settings.dbt_env()
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _exclusive(settings: Settings, stage: str) -> Iterator[None]:
+    if settings.warehouse != "duckdb":
+        yield
+        return
+    with duckdb_lock(
+        settings.warehouse_path,
+        exclusive=True,
+        timeout=settings.duckdb_lock_timeout_seconds,
+        holder=f"dbt {stage}",
+    ):
+        yield
+
+
+def _external_silver_ready(settings: Settings) -> bool:
+    """Whether the silver view dim_province is built from exists in the warehouse."""
+    if settings.warehouse != "duckdb":
+        from smepulse.warehouse import TrinoWarehouse
+
+        return TrinoWarehouse(settings).table_exists(settings.silver_schema, EXTERNAL_SILVER_MARKER)
+    if not settings.warehouse_path.exists():
+        return False
+    import duckdb
+
+    # Called with the exclusive lock held: a short read-only connection is safe.
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        row = con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [settings.silver_schema, EXTERNAL_SILVER_MARKER],
+        ).fetchone()
+    finally:
+        con.close()
+    return bool(row and row[0])
+
+
+def _write_results(
+    settings: Settings,
+    stage: str,
+    selection: Selection,
+    exclude: tuple[str, ...],
+    success: bool,
+    outcomes: list[NodeOutcome],
+    elapsed: float,
+    error: str | None,
+) -> Path:
+    document = {
+        "stage": stage,
+        "select": list(selection.select),
+        "exclude": list(exclude),
+        "target": settings.warehouse,
+        "logical_date": settings.business_date.isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "elapsed_seconds": round(elapsed, 3),
+        "success": success,
+        "published": success,
+        "error": error,
+        **summarise(outcomes),
+    }
+    path = _dbt_dir(settings) / f"{stage}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=2, default=str))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,262 @@
+"""Stage ``validate-models``: promote a new model version to ``champion`` only when it earns it.
+
+For each use case the candidate is the newest registered version. The rule (:func:`decide`):
+
+1. it must beat the baseline on its own backtest — UC09: MASE below the weekly seasonal naive's;
+   UC10: average precision above the robust z-score's on the planted labels;
+2. and beat the current champion *on the same backtest*. The champion's figure is the one its
+   spec (model kind, target, …) scores on the candidate's folds: taken from the candidate's run
+   when the specs are equal, otherwise re-computed now. An exact tie means the same approach on
+   the same folds; the candidate then wins only if it has seen more recent data.
+
+UC10 without labels (a real customer's data) has no quality figure. Documented rule: the
+candidate is promoted when there is no champion yet, or when the champion's alert rate on the
+last window has drifted outside the target band (±25 % of the target rate) and the candidate's
+is inside it; otherwise the champion stays ("no labels to show the new version is better").
+
+Every decision and its reason go to the version's ``validation`` tag, the log, and one JSON
+document: ``<home>/ml/validation-<logical date>.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from smepulse.errors import StageError
+from smepulse.ml import registry
+from smepulse.ml.promotion import Decision, decide, decide_unlabelled
+from smepulse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What validate-models decided for one model (the JSON document's entry)."""
+
+    model_name: str
+    candidate_version: str | None
+    champion_before: str | None
+    champion_after: str | None
+    decision: str
+    reason: str
+    figures: dict[str, Any]
+
+
+def _candidate_and_champion(client: Any, name: str) -> tuple[Any, Any]:
+    candidate = registry.latest(client, name)
+    if candidate is None:
+        return None, None
+    return candidate, registry.champion(client, name)
+
+
+def _apply(
+    client: Any,
+    name: str,
+    candidate: Any,
+    champion: Any,
+    decision: Decision,
+    figures: dict[str, Any],
+) -> Outcome:
+    if decision.promote:
+        registry.promote(client, name, candidate.version, decision.reason)
+    else:
+        registry.reject(client, name, candidate.version, decision.reason)
+    after = candidate.version if decision.promote else (champion.version if champion else None)
+    log.info(
+        "%s v%s: %s — %s",
+        name,
+        candidate.version,
+        "promoted" if decision.promote else "kept champion",
+        decision.reason,
+    )
+    return Outcome(
+        name,
+        candidate.version,
+        champion.version if champion else None,
+        after,
+        "promoted" if decision.promote else "rejected",
+        decision.reason,
+        figures,
+    )
+
+
+def _already_champion(name: str, candidate: Any, champion: Any) -> Outcome | None:
+    """The outcome when the newest version already holds the alias (nothing to decide)."""
+    if champion is None or champion.version != candidate.version:
+        return None
+    return Outcome(
+        name,
+        candidate.version,
+        champion.version,
+        champion.version,
+        "unchanged",
+        f"version {candidate.version} is already the champion",
+        {},
+    )
+
+
+def _fresher(candidate: Any, champion: Any) -> bool:
+    return bool(
+        candidate.tags.get("data_end", "") > (champion.tags.get("data_end", "") if champion else "")
+    )
+
+
+def validate_uc09(settings: Settings, client: Any) -> Outcome | None:
+    from smepulse.ml.backtest import backtest_cashflow
+    from smepulse.ml.cashflow import CashflowSpec
+    from smepulse.ml.data import load_daily_cashflow
+
+    name = registry.UC09_MODEL
+    candidate, champion = _candidate_and_champion(client, name)
+    if candidate is None:
+        return None
+    if (unchanged := _already_champion(name, candidate, champion)) is not None:
+        return unchanged
+    metrics = registry.run_metrics(client, candidate.run_id)
+    figures: dict[str, Any] = {
+        "candidate_mase": metrics.get("mase", math.nan),
+        "baseline_mase": metrics.get("baseline_mase", math.nan),
+        "candidate_kind": candidate.tags.get("model_kind"),
+    }
+    champion_mase: float | None = None
+    if champion is not None:
+        if champion.tags.get("spec") == candidate.tags.get("spec"):
+            champion_mase = figures["candidate_mase"]
+        else:
+            params = client.get_run(candidate.run_id).data.params
+            spec = CashflowSpec(**json.loads(champion.tags["spec"]))
+            daily = load_daily_cashflow(settings, dt.date.fromisoformat(candidate.logical_date))
+            champion_mase = backtest_cashflow(
+                daily, spec, int(params["horizon_days"]), int(params["backtest_folds"])
+            ).mase
+        figures.update(champion_mase=champion_mase, champion_kind=champion.tags.get("model_kind"))
+    decision = decide(
+        metric="MASE",
+        candidate=figures["candidate_mase"],
+        baseline=figures["baseline_mase"],
+        champion=champion_mase,
+        lower_is_better=True,
+        candidate_is_fresher=_fresher(candidate, champion),
+    )
+    return _apply(client, name, candidate, champion, decision, figures)
+
+
+def champion_figures_uc10(
+    settings: Settings,
+    client: Any,
+    candidate: Any,
+    champion: Any,
+    labelled: bool,
+    candidate_ap: float,
+) -> dict[str, float]:
+    """The UC10 champion's figure on the candidate's evaluation (see the module docstring)."""
+    from smepulse.ml.backtest import evaluate_detector
+    from smepulse.ml.data import load_anomaly_labels, load_transactions
+    from smepulse.ml.features import build_features, feature_matrix
+    from smepulse.ml.uc10_models import AnomalySpec
+
+    if labelled and champion.tags.get("spec") == candidate.tags.get("spec"):
+        return {"average_precision": candidate_ap}
+    end = dt.date.fromisoformat(candidate.logical_date)
+    features = build_features(load_transactions(settings, end), settings.timezone, cutoff=end)
+    if labelled:
+        start, stop = (dt.date.fromisoformat(d) for d in candidate.tags["eval_window"].split(".."))
+        spec = AnomalySpec(**json.loads(champion.tags["spec"]))
+        score = evaluate_detector(
+            features, load_anomaly_labels(settings) or set(), spec, start, stop
+        )
+        return {"average_precision": score.average_precision}
+    # No labels: how many alerts the champion's own fitted model raises on the last window.
+    model = registry.load_version(client, champion).model
+    window_start = end - dt.timedelta(days=settings.ml_anomaly_window_days - 1)
+    recent = features[features["local_at"].dt.date >= window_start]
+    rate = (
+        float(model.flag(model.score(feature_matrix(recent))).mean()) if len(recent) else math.nan
+    )
+    return {"recent_alert_rate": rate}
+
+
+def validate_uc10(settings: Settings, client: Any) -> Outcome | None:
+    name = registry.UC10_MODEL
+    candidate, champion = _candidate_and_champion(client, name)
+    if candidate is None:
+        return None
+    if (unchanged := _already_champion(name, candidate, champion)) is not None:
+        return unchanged
+    metrics = registry.run_metrics(client, candidate.run_id)
+    labelled = candidate.tags.get("has_labels") == "true" and "average_precision" in metrics
+    figures: dict[str, Any] = {
+        "labelled": labelled,
+        "candidate_average_precision": metrics.get("average_precision", math.nan),
+        "baseline_average_precision": metrics.get("baseline_average_precision", math.nan),
+        "candidate_roc_auc": metrics.get("roc_auc", math.nan),
+        "candidate_precision_at_k": metrics.get("precision_at_k", math.nan),
+        "candidate_recent_alert_rate": metrics.get("recent_alert_rate", math.nan),
+    }
+    champ = (
+        champion_figures_uc10(
+            settings, client, candidate, champion, labelled, figures["candidate_average_precision"]
+        )
+        if champion is not None
+        else None
+    )
+    if champ is not None:
+        figures.update({f"champion_{k}": v for k, v in champ.items()})
+    if labelled:
+        decision = decide(
+            metric="average precision",
+            candidate=figures["candidate_average_precision"],
+            baseline=figures["baseline_average_precision"],
+            champion=None if champ is None else champ["average_precision"],
+            lower_is_better=False,
+            candidate_is_fresher=_fresher(candidate, champion),
+        )
+    else:
+        decision = decide_unlabelled(
+            candidate_rate=figures["candidate_recent_alert_rate"],
+            champion_rate=None if champ is None else champ["recent_alert_rate"],
+            target=float(json.loads(candidate.tags["spec"])["alert_rate"]),
+        )
+    return _apply(client, name, candidate, champion, decision, figures)
+
+
+def _strict(value: Any) -> Any:
+    """NaN (a figure that does not exist, e.g. ROC-AUC without labels) as JSON null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return value
+
+
+def run(settings: Settings) -> None:
+    """Stage entry point (see the module docstring)."""
+    logical = settings.business_date
+    with registry.tracking(settings) as client:
+        outcomes = {
+            "uc09": validate_uc09(settings, client),
+            "uc10": validate_uc10(settings, client),
+        }
+    document = {
+        "logical_date": logical.isoformat(),
+        "validated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **{uc: asdict(o) if o else None for uc, o in outcomes.items()},
+    }
+    path = settings.home / "ml" / f"validation-{logical.isoformat()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_strict(document), indent=2, default=str, allow_nan=False))
+    log.info("validation results written to %s", path)
+    missing = [uc.upper() for uc, o in outcomes.items() if o is None]
+    if missing:
+        raise StageError(
+            f"no registered model version for {' and '.join(missing)}: run the ml-training pipeline "
+            f"(uc09-train, uc10-train) first; results so far in {path}"
+        )

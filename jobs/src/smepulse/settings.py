@@ -1,0 +1,317 @@
+"""The one typed settings object.
+
+Every process builds :class:`Settings` once (``Settings.load()``) and passes it down; no other
+module reads the environment. Defaults select the *embedded* stack under one project folder
+(``./.smepulse``): a DuckDB warehouse file, a local bronze folder and MLflow on SQLite, so a
+laptop with no services runs every pipeline.
+
+Variables are ``SMEPULSE_<FIELD>`` (case-insensitive). A few well-known names are accepted as
+well (``REDIS_URL``, ``MLFLOW_TRACKING_URI``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``)
+so the chart's Secret can use the names other tools already expect. Credentials are
+``SecretStr``: they never appear in logs or ``repr``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_dbt_project_dir() -> Path:
+    # In a source checkout (editable install) the dbt project is the repository's dbt/ (jobs/src/smepulse -> ../../../dbt); the image
+    # sets SMEPULSE_DBT_PROJECT_DIR explicitly.
+    return _PACKAGE_DIR.parents[2] / "dbt"
+
+
+class ConfigError(Exception):
+    """Bad configuration: the CLI prints the message as one line and exits with code 2."""
+
+
+class Settings(BaseSettings):
+    """All configuration of one SME Pulse process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SMEPULSE_",
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    # -- general -------------------------------------------------------------------------
+    home: Path = Field(Path(".smepulse"), description="Project folder of the embedded stack.")
+    log_format: Literal["auto", "text", "json"] = Field(
+        "auto", description="auto: text on a terminal, JSON otherwise (containers)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="Business time zone of the SME.")
+    logical_date: dt.date | None = Field(
+        None, description="Business date of the run; the runner/operator sets it per stage."
+    )
+    run_id: str | None = Field(None, description="Name of the pipeline run a stage belongs to.")
+    pipeline: str | None = Field(None, description="Pipeline of the run a stage belongs to.")
+    params: dict[str, str] = Field(
+        default_factory=dict, description="Run parameters (SMEPULSE_PARAMS as a JSON object)."
+    )
+    # Set by the executor (local runner or operator) for `finally` stages such as notify.
+    run_outcome: Literal["Succeeded", "Failed", "TimedOut", "Cancelled"] | None = None
+    failed_stage: str | None = None
+    failure_message: str | None = None
+
+    # -- bronze (object store) -----------------------------------------------------------
+    bronze_uri: str | None = Field(
+        None,
+        description="Bronze root: a local folder or s3://bucket/prefix. Default <home>/bronze.",
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO) for s3:// URIs.")
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("smepulse_s3_access_key_id", "aws_access_key_id")
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("smepulse_s3_secret_access_key", "aws_secret_access_key"),
+    )
+
+    # -- warehouse -----------------------------------------------------------------------
+    warehouse: Literal["duckdb", "trino"] = "duckdb"
+    duckdb_path: Path | None = Field(
+        None, description="DuckDB file. Default <home>/warehouse.duckdb."
+    )
+    duckdb_lock_timeout_seconds: float = Field(600.0, gt=0)
+    trino_host: str = "localhost"
+    trino_port: int = Field(8080, ge=1, le=65535)
+    trino_user: str = "smepulse"
+    trino_password: SecretStr | None = None
+    trino_http_scheme: Literal["http", "https"] = "http"
+    trino_catalog: str = Field("lakehouse", description="Iceberg catalog holding silver/gold.")
+    trino_bronze_catalog: str = Field("bronze", description="Catalog exposing bronze Parquet.")
+    trino_bronze_location: str | None = Field(
+        None,
+        description="Bronze root as Trino's Hive catalog sees it (e.g. s3://lake/bronze); "
+        "default: bronze_uri. dbt registers the bronze tables there.",
+    )
+    silver_schema: str = "silver"
+    gold_schema: str = "gold"
+
+    # -- dbt -----------------------------------------------------------------------------
+    dbt_project_dir: Path = Field(default_factory=_default_dbt_project_dir)
+    dbt_threads: int = Field(2, ge=1, le=64)
+
+    # -- MLflow --------------------------------------------------------------------------
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("smepulse_mlflow_tracking_uri", "mlflow_tracking_uri"),
+        description="Default sqlite:///<home>/mlflow.db.",
+    )
+    mlflow_artifact_uri: str | None = Field(
+        None, description="Artifact root for new experiments. Default <home>/mlartifacts."
+    )
+    mlflow_experiment_prefix: str = "smepulse"
+
+    # -- ML (UC09 forecast, UC10 anomalies) -------------------------------------------------
+    ml_forecast_horizon_days: int = Field(30, ge=1, le=366, description="UC09 forecast horizon.")
+    ml_forecast_interval: float = Field(
+        0.8, gt=0, lt=1, description="UC09 prediction interval level."
+    )
+    ml_backtest_folds: int = Field(
+        4, ge=1, le=24, description="UC09 rolling-origin folds (one horizon each)."
+    )
+    ml_forecast_candidates: list[str] = Field(
+        default_factory=lambda: ["prophet", "ets"],
+        description="UC09 model kinds uc09-train compares (prophet, ets, seasonal_naive).",
+    )
+    ml_anomaly_window_days: int = Field(
+        7, ge=1, le=90, description="UC10: days up to the logical date scored."
+    )
+    ml_anomaly_alert_rate: float = Field(
+        0.04, gt=0, lt=0.5, description="UC10 target share of alerts."
+    )
+    ml_anomaly_eval_days: int = Field(
+        28, ge=7, le=365, description="UC10 held-out evaluation window."
+    )
+
+    # -- cache / BI / notifications --------------------------------------------------------
+    redis_url: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("smepulse_redis_url", "redis_url")
+    )
+    cache_key_patterns: list[str] = Field(
+        default_factory=lambda: ["smepulse:dashboard:*", "smepulse:api:*"],
+        description="Redis key patterns removed by invalidate-cache (SCAN + UNLINK).",
+    )
+    cache_channel: str = "smepulse:cache-invalidated"
+    metabase_url: str | None = None
+    metabase_api_key: SecretStr | None = None
+    metabase_username: str | None = None
+    metabase_password: SecretStr | None = None
+    metabase_card_ids: list[int] = Field(default_factory=list)
+    metabase_dashboard_ids: list[int] = Field(default_factory=list)
+    notify_webhook_url: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_from: str | None = None
+    smtp_to: list[str] = Field(default_factory=list)
+    http_timeout_seconds: float = Field(10.0, gt=0)
+    http_retries: int = Field(3, ge=0, le=10)
+    http_backoff_seconds: float = Field(
+        1.0, ge=0, description="First retry delay of HTTP clients; doubles on each later retry."
+    )
+
+    # -- external data -------------------------------------------------------------------
+    worldbank_base_url: str = "https://api.worldbank.org/v2"
+    worldbank_country: str = "VN"
+    worldbank_indicators: list[str] = Field(
+        default_factory=lambda: [
+            "NY.GDP.MKTP.CD",
+            "NY.GDP.MKTP.KD.ZG",
+            "FP.CPI.TOTL.ZG",
+            "SL.UEM.TOTL.ZS",
+            "FR.INR.LEND",
+            "PA.NUS.FCRF",
+        ]
+    )
+    worldbank_start_year: int = Field(2000, ge=1960)
+
+    # -- Kubernetes (submit / operator) -----------------------------------------------------
+    kube_namespace: str | None = Field(
+        None, description="Namespace for runs; default: in-cluster or kubeconfig's."
+    )
+    operator_metrics_port: int = Field(8000, ge=1, le=65535)
+    operator_health_port: int = Field(8080, ge=1, le=65535)
+    job_image: str = "ghcr.io/smepulse/smepulse:0.1.0"
+    job_config_map: str = "smepulse-config"
+    job_secret: str = "smepulse-secrets"
+    job_service_account: str | None = None
+    kubeconfig: Path | None = Field(
+        None,
+        description="kubeconfig for submit/operator outside a cluster; default: in-cluster config, "
+        "else the kubernetes client's own default ($KUBECONFIG, ~/.kube/config).",
+    )
+    operator_reconcile_interval_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Safety-net resync of each unfinished run (Job events wake it sooner).",
+    )
+    operator_workers: int = Field(
+        8, ge=1, le=64, description="Threads for the operator's blocking API calls."
+    )
+    operator_watch_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="kopf watch server_timeout: a silently dropped watch is re-opened after this.",
+    )
+
+    # -- local runner ----------------------------------------------------------------------
+    runner_max_parallel: int = Field(2, ge=1, le=32)
+
+    @field_validator("bronze_uri")
+    @classmethod
+    def _bronze_scheme(cls, value: str | None) -> str | None:
+        if value and "://" in value and not value.startswith(("s3://", "file://")):
+            raise ValueError("bronze_uri must be a folder or an s3:// URI")
+        return value
+
+    @property
+    def business_date(self) -> dt.date:
+        """The run's logical date, or today when none was given."""
+        return self.logical_date or dt.date.today()
+
+    # -- derived locations ---------------------------------------------------------------
+    @property
+    def bronze_root(self) -> str:
+        """Bronze root as a local path or an ``s3://`` URI."""
+        if self.bronze_uri:
+            return self.bronze_uri.removeprefix("file://")
+        return str(self.home / "bronze")
+
+    @property
+    def bronze_is_s3(self) -> bool:
+        return self.bronze_root.startswith("s3://")
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.duckdb_path or self.home / "warehouse.duckdb"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_uri(self) -> str:
+        if self.mlflow_artifact_uri:
+            return self.mlflow_artifact_uri
+        return (self.home / "mlartifacts").resolve().as_uri()
+
+    @property
+    def labels_dir(self) -> Path:
+        """Where the generator writes ground-truth labels (never inside bronze)."""
+        return self.home / "labels"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Local runner: one folder per run with its record and stage logs."""
+        return self.home / "runs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def external_snapshot_dir(self) -> Path:
+        return self.home / "external"
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment for dbt's profiles.yml (``env_var()``); secrets included, never logged."""
+        env = {
+            "SMEPULSE_DBT_TARGET": self.warehouse,
+            "SMEPULSE_DUCKDB_PATH": str(self.warehouse_path.resolve()),
+            "SMEPULSE_BRONZE_ROOT": self.bronze_root
+            if self.bronze_is_s3
+            else str(Path(self.bronze_root).resolve()),
+            "SMEPULSE_DBT_THREADS": str(self.dbt_threads),
+            "SMEPULSE_TRINO_HOST": self.trino_host,
+            "SMEPULSE_TRINO_PORT": str(self.trino_port),
+            "SMEPULSE_TRINO_USER": self.trino_user,
+            "SMEPULSE_TRINO_PASSWORD": self.trino_password.get_secret_value()
+            if self.trino_password
+            else "",
+            "SMEPULSE_TRINO_HTTP_SCHEME": self.trino_http_scheme,
+            "SMEPULSE_TRINO_CATALOG": self.trino_catalog,
+            "SMEPULSE_TRINO_BRONZE_CATALOG": self.trino_bronze_catalog,
+            "SMEPULSE_TRINO_BRONZE_LOCATION": self.trino_bronze_location or "",
+            "SMEPULSE_SILVER_SCHEMA": self.silver_schema,
+            "SMEPULSE_GOLD_SCHEMA": self.gold_schema,
+            "SMEPULSE_S3_ENDPOINT_URL": self.s3_endpoint_url or "",
+            "SMEPULSE_S3_REGION": self.s3_region,
+            "SMEPULSE_S3_ACCESS_KEY_ID": self.s3_access_key_id.get_secret_value()
+            if self.s3_access_key_id
+            else "",
+            "SMEPULSE_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key.get_secret_value()
+            if self.s3_secret_access_key
+            else "",
+        }
+        return env
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Read the environment once; raise :class:`ConfigError` with one readable line."""
+        try:
+            return cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"SMEPULSE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"bad configuration: {problems}") from None

@@ -1,0 +1,233 @@
+"""``report``: a self-contained HTML report of the run, and a Markdown summary beside it.
+
+Written to ``settings.reports_dir/<pipeline>-<logical date>.html`` and ``.md``. The HTML has
+no external references (CSS inline, charts as inline SVG from matplotlib's Agg backend), so
+it opens offline, from an email attachment or an artifact store. Sections: rows per gold
+table, dbt test results, KPI highlights, the top-priority receivables (UC05), the 30-day
+cash-flow forecast with its interval against recent history (UC09) and the week's anomalies
+(UC10). A section whose table is missing reads "not available yet".
+
+In daily-etl the report runs right after the trigger of ml-predict, which runs afterwards (the
+trigger is asynchronous): the forecast and anomalies shown are the latest ones available.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from smepulse.settings import Settings
+from smepulse.stages.report_data import ReportData, gather
+from smepulse.warehouse import get_warehouse
+
+log = logging.getLogger(__name__)
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.index("<svg") :]  # drop the XML prolog/doctype: inline in HTML
+
+
+def _robust_limits(history: pd.DataFrame | None, forecast: pd.DataFrame) -> tuple[float, float]:
+    """Y range that shows the forecast band and ordinary days; a few extreme days (the very
+    anomalies UC10 flags) would otherwise flatten everything else, so they run off the axis."""
+    values = [forecast["lower"].min(), forecast["upper"].max()]
+    if history is not None and len(history):
+        values += [history["value"].quantile(0.02), history["value"].quantile(0.98)]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.08 or 1.0
+    return float(low - pad), float(high + pad)
+
+
+def forecast_chart(history: pd.DataFrame | None, forecast: pd.DataFrame | None) -> str | None:
+    """Net cash flow: recent history as a line, the forecast with its shaded interval."""
+    if forecast is None or forecast.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, selectable
+    fig, ax = plt.subplots(figsize=(12, 3.8), dpi=100)
+    try:
+        if history is not None and not history.empty:
+            ax.plot(
+                history["date"],
+                history["value"] / 1e6,
+                color="#4b5563",
+                lw=1.2,
+                label="actual (net)",
+            )
+        ax.fill_between(
+            forecast["date"], forecast["lower"] / 1e6, forecast["upper"] / 1e6,
+            color="#2563eb", alpha=0.18, label="forecast interval",
+        )  # fmt: skip
+        ax.plot(
+            forecast["date"], forecast["value"] / 1e6, color="#2563eb", lw=2, label="forecast (net)"
+        )
+        ax.axhline(0, color="#9ca3af", lw=0.8)
+        low, high = _robust_limits(history, forecast)
+        ax.set_ylim(low / 1e6, high / 1e6)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.set_ylabel("million VND per day")
+        ax.grid(alpha=0.25)
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncol=3)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        fig.autofmt_xdate()
+        return _svg(fig)
+    finally:
+        plt.close(fig)
+
+
+def bands_chart(bands: dict[str, int] | None) -> str | None:
+    """Open receivables per priority band (high / medium / low)."""
+    if not bands:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = [b for b in ("high", "medium", "low") if b in bands] + sorted(
+        set(bands) - {"high", "medium", "low"}
+    )
+    colors = {"high": "#dc2626", "medium": "#f59e0b", "low": "#10b981"}
+    fig, ax = plt.subplots(figsize=(4.5, 2.2), dpi=100)
+    try:
+        values = [bands[b] for b in order]
+        ax.barh(order, values, color=[colors.get(b, "#6b7280") for b in order])
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {v:,}", va="center", fontsize=9)
+        ax.invert_yaxis()
+        ax.set_xlabel("open invoices")
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        return _svg(fig)
+    finally:
+        plt.close(fig)
+
+
+def _vnd(value: Any) -> str:
+    try:
+        return f"{float(value):,.0f}"
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, pd.Timestamp):
+        # DuckDB DATE columns arrive as midnight timestamps: show them as dates.
+        return value.strftime("%Y-%m-%d" if value == value.normalize() else "%Y-%m-%d %H:%M")
+    if hasattr(value, "is_integer") or isinstance(value, int):  # Decimal, numpy ints
+        try:
+            return f"{int(value):,}" if float(value).is_integer() else f"{float(value):,.2f}"
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(
+            lambda name: (
+                resources.files("smepulse").joinpath("templates", name).read_text(encoding="utf-8")
+            )
+        ),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["vnd"] = _vnd
+    env.filters["cell"] = _cell
+    return env
+
+
+def render_html(data: ReportData) -> str:
+    charts = {
+        "forecast": forecast_chart(data.history, data.forecast),
+        "bands": bands_chart(data.priority_bands),
+    }
+    return _env().get_template("report.html.j2").render(d=data, charts=charts)
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = [
+        "| " + " | ".join(_cell(v).replace("|", "/") for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return "\n".join([head, rule, *rows])
+
+
+def render_markdown(data: ReportData) -> str:
+    """A short summary for chat, email or a CI job page."""
+    na = "_not available yet_"
+    lines = [f"# SME Pulse {data.pipeline} — {data.logical_date}", ""]
+    if data.run_id:
+        lines += [f"Run `{data.run_id}`, generated {data.generated_at:%Y-%m-%d %H:%M} UTC.", ""]
+    lines += ["## KPI highlights", ""]
+    lines += [
+        f"- **{label}**: {value}" + (f" ({note})" if note else "")
+        for label, value, note in data.kpis
+    ] or [na]
+    lines += ["", "## Gold tables", ""]
+    if data.gold_tables:
+        lines += [f"- `{name}`: {n:,} rows" for name, n in data.gold_tables]
+    else:
+        lines.append(na)
+    lines += ["", "## Top-priority receivables (UC05)", ""]
+    lines.append(
+        _md_table(data.priority.drop(columns=["reason"])) if data.priority is not None else na
+    )
+    lines += ["", "## Cash-flow forecast (UC09)", ""]
+    if data.forecast is not None and len(data.forecast):
+        f = data.forecast
+        lines.append(
+            f"{len(f)} days from {f['date'].min():%Y-%m-%d} to {f['date'].max():%Y-%m-%d}: "
+            f"net {f['value'].sum() / 1e6:,.0f} M VND in total "
+            f"(interval per day averages ±{((f['upper'] - f['lower']) / 2).mean() / 1e6:,.1f} M VND)."
+        )
+    else:
+        lines.append(na)
+    lines += ["", "## Anomalies this week (UC10)", ""]
+    lines.append(f"{data.anomaly_count} alert(s)." if data.anomaly_count is not None else na)
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # a reader never sees half a report
+
+
+def run(settings: Settings) -> None:
+    """Stage entrypoint: gather, render, write both files, print their paths."""
+    data = gather(settings, get_warehouse(settings))
+    stem = f"{data.pipeline}-{data.logical_date.isoformat()}"
+    html_path = settings.reports_dir / f"{stem}.html"
+    md_path = settings.reports_dir / f"{stem}.md"
+    _write(html_path, render_html(data))
+    _write(md_path, render_markdown(data))
+    for problem in data.problems:
+        log.info("report section not available: %s", problem)
+    print(f"report: {html_path.resolve()}")
+    print(f"summary: {md_path.resolve()}")

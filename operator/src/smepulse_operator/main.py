@@ -1,0 +1,124 @@
+"""The operator process: every kopf setting in one startup handler, and ``run_operator``.
+
+``smepulse operator`` calls :func:`run_operator`; tests run the same handlers in-process with
+``kopf.testing.KopfRunner(["run", "--standalone", "-m", "smepulse_operator.handlers", ...])``,
+where the settings are read from the environment by the startup handler instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import kopf
+
+from smepulse.settings import Settings
+from smepulse_operator.kube import api_client
+from smepulse_operator.model import FINALIZER, GROUP
+from smepulse_operator.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """All kopf settings, and the typed settings + runtime built once into ``memo``."""
+    from smepulse_operator.health import start_servers
+
+    ours: Settings = memo.get("settings") or Settings.load()
+    memo.settings = ours
+    _quiet_kopf_logs(ours)
+    settings.persistence.finalizer = FINALIZER
+    # Annotations, not status: the structural schema would prune an undeclared status.kopf.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # A watch can go silent without a TCP error: the server ends it after server_timeout and
+    # the client gives up a little later, so kopf re-lists and re-watches.
+    settings.watching.server_timeout = int(ours.operator_watch_timeout_seconds)
+    settings.watching.client_timeout = int(ours.operator_watch_timeout_seconds) + 30
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    # Only the Events the operator posts on purpose (run/stage news), not every log line.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "smepulse-operator"
+    # One replica (Deployment strategy Recreate); no peering objects, no cluster-wide scans.
+    settings.peering.standalone = True
+    settings.scanning.disabled = True
+    settings.background.cancellation_polling = 1
+    runtime = Runtime(ours)
+    memo.runtime = runtime
+    memo.servers = await start_servers(runtime)
+    runtime.ready = True
+    log.info(
+        "operator ready: metrics on :%d, probes on :%d, resync every %.0fs",
+        ours.operator_metrics_port,
+        ours.operator_health_port,
+        ours.operator_reconcile_interval_seconds,
+    )
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """Credentials from the same place as the operator's own client (:func:`api_client`):
+    in-cluster, else ``settings.kubeconfig``/the client's default kubeconfig."""
+    ours: Settings = memo.get("settings") or Settings.load()
+    conf = api_client(ours).configuration
+    header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _sep, token = str(header or "").partition(" ")
+    return kopf.ConnectionInfo(
+        server=conf.host,
+        ca_path=conf.ssl_ca_cert,
+        insecure=not conf.verify_ssl,
+        scheme=scheme if token else None,
+        token=(token or scheme) or None,
+        certificate_path=conf.cert_file,
+        private_key_path=conf.key_file,
+        trust_env=settings.networking.trust_env,
+    )
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    from smepulse_operator.health import stop_servers
+
+    if "runtime" in memo:
+        memo.runtime.ready = False
+        await stop_servers(memo.get("servers") or [])
+        memo.runtime.close()
+
+
+class _DropKopfSettings(logging.Filter):
+    """kopf attaches its whole OperatorSettings to object log records as ``extra``; the JSON
+    formatter would print it on every line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("settings", None)
+        return True
+
+
+def _quiet_kopf_logs(settings: Settings) -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _DropKopfSettings) for f in handler.filters):
+            handler.addFilter(_DropKopfSettings())
+    if settings.log_level != "DEBUG":
+        # "Handler 'job_event' succeeded." for every Job event is noise; failures still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+
+
+def run_operator(
+    settings: Settings, namespaces: Sequence[str] = (), standalone: bool = True
+) -> None:
+    """Run until SIGTERM/SIGINT. No namespaces = every namespace (needs a ClusterRole)."""
+    import smepulse_operator.handlers  # noqa: F401  (registers the handlers)
+
+    kopf.run(
+        standalone=standalone,
+        namespaces=list(namespaces),
+        clusterwide=not namespaces,
+        memo=kopf.Memo(settings=settings),
+    )

@@ -1,0 +1,204 @@
+"""One reconcile of one PipelineRun: load state from the API, plan, apply. Blocking I/O (it runs
+in a worker thread of the operator; see :mod:`smepulse_operator.runtime`).
+
+Order of effects, chosen so that dying between any two of them is harmless:
+
+1. runs to cancel (concurrencyPolicy Replace): an idempotent patch;
+2. Jobs to delete (cancel/timeout): deleting a gone Job is a no-op;
+3. Jobs to create and child runs to trigger: deterministic names, 409 = already done;
+4. the status patch, last: until it lands, the next reconcile re-derives the same plan from
+   the Jobs that now exist, so nothing is created twice and nothing is lost;
+5. deleting the run after its TTL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from smepulse.catalog import Catalog
+from smepulse.settings import Settings
+from smepulse_operator import metrics
+from smepulse_operator.kube import ApiUnavailable, Kube
+from smepulse_operator.model import (
+    TERMINAL_PHASES,
+    InvalidSpec,
+    JobView,
+    Note,
+    RunRef,
+    RunSpec,
+    job_view,
+    parse_spec,
+    parse_time,
+    utcnow,
+)
+from smepulse_operator.planning import Peer, Plan, RunInput, logical_date, plan_run
+from smepulse_operator.render import job_template, render_child_run, render_job
+from smepulse_operator.status import RunStatus, build_status, status_changed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Result:
+    """What the caller needs after a reconcile: the body (for Events) and the plan."""
+
+    body: Mapping[str, Any] | None
+    plan: Plan = field(default_factory=Plan)
+    pipeline: str = ""
+    notes: list[Note] = field(default_factory=list)
+
+    @property
+    def gone(self) -> bool:
+        return self.body is None or self.plan.delete_run
+
+    @property
+    def terminal(self) -> bool:
+        status = (self.body or {}).get("status") or {}
+        phase = (self.plan.status or status).get("phase")
+        return phase in TERMINAL_PHASES
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, settings: Settings, catalog: Catalog) -> None:
+        self.kube, self.settings, self.catalog = kube, settings, catalog
+        self.tracker = metrics.RunTracker()
+
+    def reconcile(self, namespace: str, name: str) -> Result:
+        """Bring one run one step forward; InvalidSpec after recording it in the status."""
+        started = time.monotonic()
+        try:
+            return self._reconcile(namespace, name)
+        except ApiUnavailable:
+            metrics.RECONCILE_ERRORS.labels("api").inc()
+            raise
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+
+    def _reconcile(self, namespace: str, name: str) -> Result:
+        body = self.kube.get_run(namespace, name)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return Result(None)
+        ref = RunRef.from_body(body)
+        status: Mapping[str, Any] = body.get("status") or {}
+        spec = self._spec(body, ref, status)
+        pipeline = self.catalog.pipelines[spec.pipeline]
+        jobs = self._jobs(ref)
+        peers = () if status.get("startTime") else self._peers(ref, spec.pipeline)
+        run = RunInput(ref, spec, status, jobs, peers, self.settings.timezone)
+        try:
+            plan = plan_run(pipeline, run, utcnow())
+        except InvalidSpec as exc:
+            self._record_invalid(ref, status, spec, str(exc))
+            raise
+        self._apply(ref, spec, plan, {j.name for j in jobs}, logical_date(run))
+        if plan.status is not None and status_changed(status, plan.status):
+            self.kube.patch_run_status(namespace, name, plan.status)
+            metrics.observe_stage_changes(spec.pipeline, status, plan.status)
+            self.tracker.update(ref.uid, namespace, spec.pipeline, plan.status)
+            if plan.finished:
+                cond = plan.status["conditions"][0]
+                metrics.FINISHED.labels(spec.pipeline, plan.status["phase"], cond["reason"]).inc()
+        elif plan.status is None:
+            self.tracker.update(ref.uid, namespace, spec.pipeline, status)
+        if plan.delete_run:
+            log.info("deleting %s/%s: ttlSecondsAfterFinished passed", namespace, name)
+            self.kube.delete_run(namespace, name)
+            self.tracker.forget(ref.uid)
+        return Result(body, plan, spec.pipeline, list(plan.events))
+
+    def _spec(self, body: Mapping[str, Any], ref: RunRef, status: Mapping[str, Any]) -> RunSpec:
+        where = f"PipelineRun {ref.namespace}/{ref.name}"
+        try:
+            spec = parse_spec(body.get("spec") or {}, where)
+            if spec.pipeline not in self.catalog.pipelines:
+                raise InvalidSpec(
+                    f"{where}: unknown pipeline {spec.pipeline!r}; this operator knows "
+                    f"{', '.join(self.catalog.pipelines)}"
+                )
+            return spec
+        except InvalidSpec as exc:
+            self._record_invalid(ref, status, None, str(exc))
+            raise
+
+    def _jobs(self, ref: RunRef) -> list[JobView]:
+        """Jobs owned by this very run (a same-named earlier run's leftovers do not count)."""
+        views = []
+        for job in self.kube.list_jobs(ref.namespace, ref.name):
+            owners = (job.get("metadata") or {}).get("ownerReferences") or []
+            view = job_view(job)
+            if view is not None and any(o.get("uid") == ref.uid for o in owners):
+                views.append(view)
+        return views
+
+    def _peers(self, ref: RunRef, pipeline: str) -> list[Peer]:
+        peers = []
+        for other in self.kube.list_runs(ref.namespace):
+            meta, spec = other.get("metadata") or {}, other.get("spec") or {}
+            if meta.get("uid") == ref.uid or spec.get("pipeline") != pipeline:
+                continue
+            peers.append(
+                Peer(
+                    name=meta.get("name", ""),
+                    created=parse_time(meta.get("creationTimestamp")) or ref.created,
+                    phase=str((other.get("status") or {}).get("phase") or "Pending"),
+                    cancel=bool(spec.get("cancel")),
+                )
+            )
+        return peers
+
+    def _apply(
+        self, ref: RunRef, spec: RunSpec, plan: Plan, existing: set[str], date: dt.date
+    ) -> None:
+        for other in plan.cancel_runs:
+            log.info("cancelling %s/%s (concurrencyPolicy Replace)", ref.namespace, other)
+            self.kube.patch_run(ref.namespace, other, {"spec": {"cancel": True}})
+        for job in plan.delete_jobs:
+            self.kube.delete_job(ref.namespace, job)
+        tpl = job_template(self.settings, spec, date)
+        for req in plan.create_jobs:
+            body = render_job(ref, tpl, req)
+            job = body["metadata"]["name"]
+            if self.kube.create_job(body):
+                metrics.JOBS_CREATED.labels(spec.pipeline, req.stage.name).inc()
+            elif job not in existing:
+                # A Job of that name exists but is not ours: an earlier run with the same name
+                # whose Jobs the garbage collector has not removed yet. Wait for it.
+                raise ApiUnavailable(
+                    f"Job {ref.namespace}/{job} exists but belongs to another run; "
+                    "waiting for the garbage collector to remove it"
+                )
+        for child in plan.trigger_runs:
+            created = self.kube.create_run(
+                render_child_run(ref, spec, child.pipeline, child.name, child.logical_date)
+            )
+            verb = "created" if created else "already existed:"
+            plan.events.append(
+                Note("Normal", "RunTriggered", f"{verb} {child.name} ({child.pipeline})")
+            )
+
+    def _record_invalid(
+        self, ref: RunRef, status: Mapping[str, Any], spec: RunSpec | None, message: str
+    ) -> None:
+        """Fail the run with reason InvalidSpec (once) so users see why in kubectl."""
+        if status.get("phase") == "Failed":
+            return
+        now = utcnow()
+        doc = build_status(
+            status,
+            RunStatus(
+                phase="Failed",
+                reason="InvalidSpec",
+                message=message,
+                generation=ref.generation,
+                logical_date=(spec.logical_date if spec and spec.logical_date else now.date()),
+                end=now,
+            ),
+            [],
+            now,
+        )
+        self.kube.patch_run_status(ref.namespace, ref.name, doc)
