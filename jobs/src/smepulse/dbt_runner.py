@@ -195,7 +195,11 @@ def _target_path(settings: Settings, stage: str) -> Path:
 
 def _common_args(settings: Settings, stage: str, extra_vars: Mapping[str, Any] | None) -> list[str]:
     project = str(settings.dbt_project_dir)
-    variables: dict[str, Any] = {"logical_date": settings.business_date.isoformat()}
+    variables: dict[str, Any] = {
+        "logical_date": settings.business_date.isoformat(),
+        "business_timezone": settings.timezone,
+        "extract_lag_hours": settings.extract_lag_hours,
+    }
     variables.update(extra_vars or {})
     return [
         "--project-dir",

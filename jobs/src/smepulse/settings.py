@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     logical_date: dt.date | None = Field(
         None, description="Business date of the run; the runner/operator sets it per stage."
     )
+    extract_lag_hours: float = Field(
+        2.0,
+        ge=0,
+        le=48,
+        description="Point in time: a run for D reads versions whose updated_at is before local "
+        "midnight after D plus this lag (an extract taken after midnight); later stamps wait "
+        "for the next day's run, with a warning.",
+    )
     run_id: str | None = Field(None, description="Name of the pipeline run a stage belongs to.")
     pipeline: str | None = Field(None, description="Pipeline of the run a stage belongs to.")
     params: dict[str, str] = Field(

@@ -9,6 +9,7 @@ fixed Parquet options so the same Arrow table always gives the same bytes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import logging
 import os
@@ -46,6 +47,9 @@ class BronzeFile:
     ingest_date: dt.date
     uri: str
     size: int
+    #: Content checksum (local: SHA-256 of the bytes; S3: the object's ETag); validate-bronze
+    #: caches clean results by it. Empty when unknown.
+    checksum: str = ""
 
 
 class BronzeStore(Protocol):
@@ -63,7 +67,7 @@ class BronzeStore(Protocol):
         """The table's Parquet files in the contract layout, sorted by ingest date then URI."""
         ...
 
-    def read_file(self, uri: str) -> pa.Table:
+    def read_file(self, uri: str, columns: list[str] | None = None) -> pa.Table:
         """Read one file (raises on a corrupt or unreadable file)."""
         ...
 
@@ -130,13 +134,15 @@ class LocalStore:
                 )
                 continue
             for path in sorted(folder.glob("*.parquet")):
-                files.append(BronzeFile(table, ingest, str(path), path.stat().st_size))
+                with path.open("rb") as handle:
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                files.append(BronzeFile(table, ingest, str(path), path.stat().st_size, digest))
         return files
 
-    def read_file(self, uri: str) -> pa.Table:
+    def read_file(self, uri: str, columns: list[str] | None = None) -> pa.Table:
         # ParquetFile, not read_table: no hive-partition discovery adding an ingest_date column.
         with pq.ParquetFile(uri) as handle:
-            return handle.read()
+            return handle.read(columns=columns)
 
     def tables(self) -> list[str]:
         if not self._root.is_dir():
@@ -197,15 +203,21 @@ class S3Store:
                 )
                 continue
             files.append(
-                BronzeFile(table, ingest, f"s3://{self._bucket}/{obj['Key']}", int(obj["Size"]))
+                BronzeFile(
+                    table,
+                    ingest,
+                    f"s3://{self._bucket}/{obj['Key']}",
+                    int(obj["Size"]),
+                    str(obj.get("ETag", "")).strip('"'),
+                )
             )
         return sorted(files)
 
-    def read_file(self, uri: str) -> pa.Table:
+    def read_file(self, uri: str, columns: list[str] | None = None) -> pa.Table:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         body = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
         with pq.ParquetFile(pa.BufferReader(body)) as handle:
-            return handle.read()
+            return handle.read(columns=columns)
 
     def tables(self) -> list[str]:
         prefix = self._key() + "/" if self._prefix else ""

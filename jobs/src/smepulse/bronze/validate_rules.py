@@ -34,9 +34,26 @@ RULES: dict[str, str] = {
     "negative_value": "a money, quantity, rate or days column is negative",
     "due_before_issue": "due_date is before issue_date",
     "date_order": "updated_at is before created_at",
-    "future_date": "a date or timestamp lies after the logical date (due dates excepted)",
+    "future_date": (
+        "an event date lies after the logical date (due dates excepted), an event timestamp "
+        "after the day's end plus the extract lag, or an audit stamp more than a day after "
+        "its ingest date plus the lag"
+    ),
     "bad_enum": "a value outside the accepted values",
 }
+
+#: Warnings: reported, never fail the run.
+WARNINGS: dict[str, str] = {
+    "late_stamp": (
+        "updated_at is after the logical day's end plus the extract lag (an extract taken "
+        "after the run's cutoff): the row waits for the next day's run"
+    ),
+}
+
+#: Audit stamps: when a row was written, not when its event happened. ``updated_at`` decides
+#: which run sees a row (point in time); ``created_at`` is bounded by it (rule date_order).
+AUDIT_STAMP = "updated_at"
+_NOT_EVENTS = frozenset({"created_at", AUDIT_STAMP})
 _UTC_NAMES = {"UTC", "Etc/UTC", "+00:00", "Z", "utc"}
 
 
@@ -172,16 +189,43 @@ def _report(
     )
 
 
+@dataclass(frozen=True)
+class Window:
+    """What a run for ``logical_date`` may read of one file of ingest date ``ingest_date``.
+
+    ``cutoff`` is local midnight after the logical date plus the extract lag (UTC): rows
+    stamped at or after it wait for a later run. ``stamp_limit`` is the latest plausible
+    audit stamp of the ingest (local midnight after ingest_date + 1 day, plus the lag): an
+    extract is taken on the day after its ingest date at the latest, so a later stamp is a
+    wrong clock, not a late extract.
+    """
+
+    logical_date: dt.date
+    ingest_date: dt.date
+    cutoff: dt.datetime
+    stamp_limit: dt.datetime
+
+
+def _before(col: pa.ChunkedArray | pa.Array, limit: dt.datetime) -> Any:
+    """``col < limit`` for a timestamp column of any unit."""
+    return pc.less(col, pa.scalar(limit, pa.timestamp("us", tz="UTC")).cast(col.type))
+
+
 def check_rows(
     c: TableContract,
     data: pa.Table,
     usable: set[str],
     file: str,
-    logical_date: dt.date,
-    ts_limit: dt.datetime,
+    window: Window,
     problems: Problems,
+    warnings: Problems | None = None,
 ) -> None:
-    """Row rules of one file: nulls, negative values, date order, future dates, enums."""
+    """Row rules of one file: nulls, negative values, date order, future dates, enums.
+
+    Rows whose audit stamp lies past the window's cutoff are *waiting* (a ``late_stamp``
+    warning, they belong to a later run); their event dates may lie up to the day after the
+    ingest date. Event dates of visible rows may not lie after the logical date.
+    """
     for name in c.required:
         if name in usable:
             rule = "null_key" if name in c.key else "null_value"
@@ -224,15 +268,54 @@ def check_rows(
                     f"{la} {b[r].as_py()} is before {e} {a[r].as_py()}"
                 ),
             )
+    visible: Any = pa.array(np.ones(data.num_rows, dtype=bool))
+    if AUDIT_STAMP in usable and AUDIT_STAMP in c.date_columns:
+        stamp = data.column(AUDIT_STAMP)
+        visible = pc.fill_null(_before(stamp, window.cutoff), True)
+        wrong_clock = pc.invert(pc.fill_null(_before(stamp, window.stamp_limit), True))
+        _report(
+            problems,
+            file,
+            "future_date",
+            c,
+            data,
+            usable,
+            wrong_clock,
+            lambda r, col=stamp: (
+                f"{AUDIT_STAMP} {col[r].as_py()} is more than a day after ingest date "
+                f"{window.ingest_date} (plus the extract lag)"
+            ),
+        )
+        if warnings is not None:
+            late = pc.and_(pc.invert(visible), pc.invert(wrong_clock))
+            _report(
+                warnings,
+                file,
+                "late_stamp",
+                c,
+                data,
+                usable,
+                late,
+                lambda r, col=stamp: (
+                    f"{AUDIT_STAMP} {col[r].as_py()} is after the cutoff "
+                    f"{window.cutoff:%Y-%m-%d %H:%M} UTC of {window.logical_date}: "
+                    "the row waits for the next day's run"
+                ),
+            )
+    waiting_day = max(window.logical_date, window.ingest_date + dt.timedelta(days=1))
     for name in c.date_columns:
-        if name not in usable:
+        if name not in usable or name in _NOT_EVENTS:
             continue
         col = data.column(name)
         if pa.types.is_timestamp(col.type):
-            limit = pa.scalar(ts_limit, pa.timestamp("us", tz="UTC")).cast(col.type)
-            mask = pc.greater_equal(col, limit)
+            after_visible = pc.invert(_before(col, window.cutoff))
+            after_waiting = pc.invert(_before(col, window.stamp_limit))
+            limit_text = f" (cutoff {window.cutoff:%Y-%m-%d %H:%M} UTC, extract lag included)"
         else:
-            mask = pc.greater(col, pa.scalar(logical_date, pa.date32()))
+            after_visible = pc.greater(col, pa.scalar(window.logical_date, pa.date32()))
+            after_waiting = pc.greater(col, pa.scalar(waiting_day, pa.date32()))
+            limit_text = ""
+        mask = pc.if_else(visible, after_visible, after_waiting)
         _report(
             problems,
             file,
@@ -241,8 +324,8 @@ def check_rows(
             data,
             usable,
             mask,
-            lambda r, n=name, col=col: (
-                f"{n} {col[r].as_py()} is after the logical date {logical_date}"
+            lambda r, n=name, col=col, t=limit_text: (
+                f"{n} {col[r].as_py()} is after the logical date {window.logical_date}{t}"
             ),
         )
     for name, values in c.enums.items():
