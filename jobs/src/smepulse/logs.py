@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from typing import Any
 
+from pythonjsonlogger import json as jsonlogger
+
 from smepulse.settings import Settings
 
-_RESERVED = set(vars(logging.makeLogRecord({})))
 _PLAIN = (str, int, float, bool, type(None), list, tuple, dict)
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, and any ``extra`` fields."""
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """One JSON object per record: time, level, logger, message, and any ``extra`` fields.
 
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            # Only plain values: libraries (kopf) attach whole objects to their records.
-            if key not in _RESERVED and not key.startswith("_") and isinstance(value, _PLAIN):
-                doc[key] = value
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str, ensure_ascii=False)
+    python-json-logger does the work; this only fixes the field names, a UTC time with
+    milliseconds, the lower-case level, and keeps ``extra`` values that are plain data
+    (libraries such as kopf attach whole objects to their records).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"},
+            json_default=str,
+            json_ensure_ascii=False,
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["time"] = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z"
+        )
+        super().add_fields(log_data, record, message_dict)
+        log_data["level"] = record.levelname.lower()
+        for key in [k for k in log_data if k not in _OWN]:
+            if key.startswith("_") or not isinstance(log_data[key], _PLAIN):
+                del log_data[key]
+
+
+_OWN = {"time", "level", "logger", "message", "exception"}
 
 
 def setup_logging(settings: Settings) -> None:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
-import fcntl
 import logging
-import os
 import re
 import time
 import uuid
@@ -58,44 +56,41 @@ class Warehouse(Protocol):
 def duckdb_lock(path: Path, *, exclusive: bool, timeout: float, holder: str = "") -> Iterator[None]:
     """Advisory lock beside a DuckDB file: shared for readers, exclusive for writers.
 
-    Waits up to ``timeout`` seconds, logging a clear message every 10 s, then raises
-    :class:`StageError`.
+    The lock is filelock's cross-process :class:`~filelock.ReadWriteLock` on
+    ``<file>.rwlock``. When another process holds it, one line says so (naming ``path``), then
+    this waits up to ``timeout`` seconds in all and raises :class:`StageError`.
     """
+    from filelock import ReadWriteLock, Timeout
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    # Not "<file>.lock": earlier versions kept a plain-text flock file there, and this lock
+    # is an SQLite database.
+    lock = ReadWriteLock(path.with_name(path.name + ".rwlock"), is_singleton=False)
+    acquire = lock.acquire_write if exclusive else lock.acquire_read
     start = time.monotonic()
-    next_note = 0.0
     try:
-        while True:
+        try:
+            acquire(blocking=False)
+        except Timeout:
+            log.info(
+                "waiting: another stage holds the %s lock on %s (%s)",
+                "write" if exclusive else "read",
+                path,
+                holder or f"waiting up to {timeout:.0f}s",
+            )
             try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - start
-                if waited > timeout:
-                    raise StageError(
-                        f"gave up after {timeout:.0f}s waiting for the DuckDB lock on {path} "
-                        "(another stage is writing the warehouse)"
-                    ) from None
-                if waited >= next_note:
-                    log.info(
-                        "waiting: another stage holds the %s lock on %s (%s)",
-                        "write" if exclusive else "read",
-                        path,
-                        holder or f"waited {waited:.0f}s",
-                    )
-                    next_note = waited + 10
-                time.sleep(0.2)
-        if exclusive:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()} {holder}".encode())
-        yield
+                acquire(timeout=max(timeout - (time.monotonic() - start), 0.0))
+            except Timeout:
+                raise StageError(
+                    f"gave up after {timeout:.0f}s waiting for the DuckDB lock on {path} "
+                    "(another stage is writing the warehouse)"
+                ) from None
+        try:
+            yield
+        finally:
+            lock.release()
     finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        lock.close()
 
 
 class DuckDBWarehouse:

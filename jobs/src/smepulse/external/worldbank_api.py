@@ -29,10 +29,20 @@ from typing import Any
 
 import httpx
 
+from smepulse import retry
+
 log = logging.getLogger(__name__)
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER_SECONDS = 60.0
+
+
+class _Transient(Exception):
+    """One failed attempt worth repeating; ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class WorldBankError(Exception):
@@ -271,38 +281,50 @@ class WorldBankClient:
         return IndicatorSeries(indicator, first.last_updated, observations)
 
     def _get(self, url: str, params: dict[str, str]) -> bytes:
-        attempts = self.retries + 1
-        for attempt in range(attempts):
-            delay = self.backoff * (2**attempt)
+        """One page's body, through the shared retry policy (:mod:`smepulse.retry`)."""
+
+        def once() -> bytes:
             try:
                 response = self._http.get(url, params=params)
             except httpx.TimeoutException as exc:
-                reason = f"timed out ({exc.__class__.__name__})"
+                raise _Transient(f"timed out ({exc.__class__.__name__})") from exc
             except httpx.TransportError as exc:
-                reason = f"{exc.__class__.__name__}: {exc}"
-            else:
-                if response.status_code not in _RETRY_STATUS:
-                    if response.status_code >= 400 and not response.content.lstrip().startswith(
-                        b"["
-                    ):
-                        raise WorldBankError(
-                            f"World Bank API answered HTTP {response.status_code} for {url} "
-                            f"(params {params}): {response.text[:200]!r}"
-                        )
-                    return response.content
-                reason = f"HTTP {response.status_code}"
+                raise _Transient(f"{exc.__class__.__name__}: {exc}") from exc
+            if response.status_code in _RETRY_STATUS:
                 retry_after = response.headers.get("Retry-After", "")
-                if retry_after.isdigit():
-                    delay = min(float(retry_after), _MAX_RETRY_AFTER_SECONDS)
-            if attempt + 1 < attempts:
-                log.info(
-                    "World Bank API %s (page %s): %s; retry %d/%d in %.1fs",
-                    url,
-                    params.get("page"),
-                    reason,
-                    attempt + 1,
-                    self.retries,
-                    delay,
+                hint = (
+                    min(float(retry_after), _MAX_RETRY_AFTER_SECONDS)
+                    if retry_after.isdigit()
+                    else None
                 )
-                self._sleep(delay)
-        raise ApiUnreachable(url, f"{reason} (after {attempts} attempt(s))")
+                raise _Transient(f"HTTP {response.status_code}", hint)
+            if response.status_code >= 400 and not response.content.lstrip().startswith(b"["):
+                raise WorldBankError(
+                    f"World Bank API answered HTTP {response.status_code} for {url} "
+                    f"(params {params}): {response.text[:200]!r}"
+                )
+            return response.content
+
+        def note(exc: BaseException, attempt: int, total: int, delay: float) -> None:
+            log.info(
+                "World Bank API %s (page %s): %s; retry %d/%d in %.1fs",
+                url,
+                params.get("page"),
+                exc,
+                attempt,
+                total,
+                delay,
+            )
+
+        try:
+            return retry.call(
+                once,
+                retries=self.retries,
+                backoff_seconds=self.backoff,
+                transient=lambda exc: isinstance(exc, _Transient),
+                on_retry=note,
+                delay_hint=lambda exc: exc.retry_after if isinstance(exc, _Transient) else None,
+                sleep=self._sleep,
+            )
+        except _Transient as exc:
+            raise ApiUnreachable(url, f"{exc} (after {self.retries + 1} attempt(s))") from None

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from smepulse import retry
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -60,22 +62,21 @@ def with_retries(
 ) -> T:
     """``fn()``, retried up to ``retries`` times on transient errors (delay doubles each time).
 
-    The last error is re-raised unchanged so the caller can turn it into a StageError that
-    names the resource.
+    The policy is :func:`smepulse.retry.call`'s. The last error is re-raised unchanged so the
+    caller can turn it into a StageError that names the resource.
     """
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            if attempt >= retries or not transient(exc):
-                raise
-            delay = backoff_seconds * 2**attempt
-            attempt += 1
-            log.warning(
-                "%s: %s; retry %d/%d in %.1fs", what, describe(exc), attempt, retries, delay
-            )
-            time.sleep(delay)
+
+    def note(exc: BaseException, attempt: int, total: int, delay: float) -> None:
+        log.warning("%s: %s; retry %d/%d in %.1fs", what, describe(exc), attempt, total, delay)
+
+    return retry.call(
+        fn,
+        retries=retries,
+        backoff_seconds=backoff_seconds,
+        transient=transient,
+        on_retry=note,
+        sleep=time.sleep,
+    )
 
 
 def describe(exc: BaseException) -> str:
