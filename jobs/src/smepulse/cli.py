@@ -192,6 +192,14 @@ def run(
     no_trigger: Annotated[
         bool, typer.Option("--no-trigger", help="Do not start triggered pipelines.")
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the newest unfinished run of this pipeline and date (interrupted, "
+            "failed or cancelled) from its first stage that did not succeed.",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline on this machine: stages as subprocesses, in DAG order, parallel where allowed."""
     settings = load_settings()
@@ -205,6 +213,7 @@ def run(
             from_stage=from_stage,
             only=[s.strip() for s in only.split(",") if s.strip()] if only else None,
             follow_triggers=not no_trigger,
+            resume=resume,
         )
     )
     raise typer.Exit(0 if ok else 1)

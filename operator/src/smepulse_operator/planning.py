@@ -10,6 +10,12 @@ so a reconcile that dies half-way is simply done again.
 Lifecycle: Pending (concurrency gate, suspend) -> Running (main stages in DAG order, retries
 with backoff) -> an *outcome* is decided (Succeeded, StageFailed, TimedOut, Cancelled) ->
 ``finally`` stages run with that outcome in their environment -> a terminal phase.
+
+Which stages start, retry, are skipped or cancelled, and when the main stages have settled,
+is decided by the planner shared with the local runner (:mod:`smepulse.planner`, which also
+documents the failure semantics): a failed branch never stops an independent branch, not even
+one waiting to retry. This module adds what only the operator has: Jobs as the source of
+truth, the concurrency gate, the run timeout, the status document, Events and TTL.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ __all__ = [
 ]
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from smepulse import planner
 from smepulse.catalog import Pipeline, RetryPolicy, Stage
+from smepulse.planner import StageState, StageView
 from smepulse_operator import transitions
 from smepulse_operator.actions import (
     ChildRun,
@@ -176,58 +184,82 @@ class _Planner:
         return self._pending("Queued", f"queued behind {names} (concurrencyPolicy Queue)")
 
     def _main(self, start: dt.datetime) -> tuple[str | None, str | None, str]:
-        """Advance the main stages; returns (outcome or None, failed stage, message)."""
-        if self.spec.cancel:
-            self._abort("cancelled (spec.cancel)")
-            return "Cancelled", None, "cancelled by spec.cancel"
-        timeout = self.spec.timeout_seconds
-        if timeout is not None:
-            deadline = start + dt.timedelta(seconds=timeout)
-            if self.now >= deadline:
-                self._abort(f"run timed out (timeoutSeconds={timeout})")
-                return "TimedOut", None, f"the run exceeded timeoutSeconds={timeout}"
-            self.out.wake_in((deadline - self.now).total_seconds())
+        """Advance the main stages; returns (outcome or None, failed stage, message).
+
+        The decisions (what starts, retries, is skipped, when the stages have settled) are the
+        shared planner's (:func:`smepulse.planner.plan_step`); this method observes the Jobs,
+        applies them and handles the run's own timeout.
+        """
         retry_at: dict[str, dt.datetime | None] = {}
         for st in self.selected:
             self.records[st.name], retry_at[st.name] = self._observe(st, self._policy(st))
-        failed = [r for r in self.records.values() if r.phase == "Failed"]
-        for st in self.selected:
-            self._advance(st, retry_at[st.name], bool(failed))
-            if self.records[st.name].phase == "Failed" and not failed:
-                failed = [self.records[st.name]]
-        recs = [self.records[st.name] for st in self.selected]
-        if any(r.phase == "Running" for r in recs):
-            return None, None, self._progress(recs)
-        first_failed = next((r for r in recs if r.phase == "Failed"), None)
-        if first_failed is not None:
-            for st in self.selected:
-                if self.records[st.name].phase in ("Pending", "Retrying"):
-                    self.records[st.name] = self.records[st.name].but(phase="Skipped")
-            message = (
-                f"stage {first_failed.name} failed after {first_failed.attempts} "
-                f"attempt(s): {first_failed.message}"
+        timeout = self.spec.timeout_seconds
+        timed_out = False
+        if timeout is not None and not self.spec.cancel:
+            deadline = start + dt.timedelta(seconds=timeout)
+            timed_out = self.now >= deadline
+            if not timed_out:
+                self.out.wake_in((deadline - self.now).total_seconds())
+        step = planner.plan_step(
+            self.pipeline,
+            [st.name for st in self.selected],
+            self._views(self.selected, retry_at),
+            hold=self.spec.suspend,
+            cancel=self.spec.cancel or timed_out,
+        )
+        why = (
+            "cancelled (spec.cancel)"
+            if self.spec.cancel
+            else f"run timed out (timeoutSeconds={timeout})"
+        )
+        for name in step.cancel:
+            rec = self.records[name]
+            if rec.phase == "Running" and rec.job_name:
+                self.out.delete_jobs.append(rec.job_name)
+                rec = rec.but(end=self.now)
+            self.records[name] = rec.but(phase="Cancelled", message=why)
+        for name in step.skip:
+            reason = why if (self.spec.cancel or timed_out) else "a stage it needs did not succeed"
+            self.records[name] = self.records[name].but(
+                phase="Skipped", message=f"not run: {reason}"
             )
-            return "StageFailed", first_failed.name, message
-        if all(r.phase == "Succeeded" for r in recs):
-            return "Succeeded", None, f"{len(recs)} stage(s) succeeded"
-        return None, None, self._progress(recs)
+        main = {st.name for st in self.selected}
+        for name in step.start:
+            if name in main:
+                self._start_main(self.pipeline.stage(name))
+        for st in self.selected:
+            when = retry_at[st.name]
+            if self.records[st.name].phase == "Retrying" and when is not None:
+                self.out.wake_in((when - self.now).total_seconds())
+        if not step.settled:
+            return None, None, self._progress([self.records[st.name] for st in self.selected])
+        if self.spec.cancel:
+            return "Cancelled", None, "cancelled by spec.cancel"
+        if timed_out:
+            return "TimedOut", None, f"the run exceeded timeoutSeconds={timeout}"
+        if step.outcome == "Failed" and step.failed_stage is not None:
+            rec = self.records[step.failed_stage]
+            message = f"stage {rec.name} failed after {rec.attempts} attempt(s): {rec.message}"
+            return "StageFailed", rec.name, message
+        if step.outcome == "Succeeded":
+            return "Succeeded", None, f"{len(self.selected)} stage(s) succeeded"
+        return "StageFailed", None, "the run's stages did not all succeed"
 
-    def _advance(self, st: Stage, retry_at: dt.datetime | None, failed: bool) -> None:
+    def _views(
+        self, stages: Sequence[Stage], retry_at: Mapping[str, dt.datetime | None]
+    ) -> dict[str, StageView]:
+        """What the planner reads: each stage's phase and whether its retry backoff is over."""
+        views = {}
+        for st in stages:
+            when = retry_at.get(st.name)
+            views[st.name] = StageView(
+                StageState(self.records[st.name].phase),
+                retry_due=when is not None and self.now >= when,
+            )
+        return views
+
+    def _start_main(self, st: Stage) -> None:
         rec = self.records[st.name]
-        if rec.phase == "Retrying":
-            if failed:
-                self.records[st.name] = rec.but(phase="Failed")
-            elif retry_at is not None and not self.spec.suspend:
-                if self.now >= retry_at:
-                    self._create(st, rec.attempts + 1, None)
-                else:
-                    self.out.wake_in((retry_at - self.now).total_seconds())
-            return
-        if rec.phase != "Pending" or failed or self.spec.suspend:
-            return
-        ready = all(self.records[n].phase == "Succeeded" for n in st.needs if n in self.records)
-        if not ready:
-            return
         if st.kind == "trigger" and st.triggers:
             child = ChildRun(
                 st.triggers, child_run_name(st.triggers, self.date), self.date, st.name
@@ -244,20 +276,7 @@ class _Planner:
                 message=f"triggered {child.name}",
             )
         else:
-            self._create(st, 1, None)
-
-    def _abort(self, why: str) -> None:
-        """Cancel/timeout: delete running main Jobs, skip what has not started."""
-        for st in self.selected:
-            rec, _ = self._observe(st, self._policy(st))
-            if rec.phase == "Running" and rec.job_name:
-                self.out.delete_jobs.append(rec.job_name)
-                rec = rec.but(phase="Cancelled", end=self.now, message=why)
-            elif rec.phase == "Retrying":
-                rec = rec.but(phase="Cancelled", message=why)
-            elif rec.phase == "Pending":
-                rec = rec.but(phase="Skipped")
-            self.records[st.name] = rec
+            self._create(st, rec.attempts + 1, None)
 
     def _finally(
         self, start: dt.datetime, outcome: str, failed_stage: str | None, message: str
@@ -265,16 +284,23 @@ class _Planner:
         phase, env_outcome = OUTCOMES[outcome]
         ctx = FinallyContext(env_outcome, failed_stage, message)
         hold = self.spec.suspend and not self.spec.cancel
+        retry_at: dict[str, dt.datetime | None] = {}
         for st in self.pipeline.finally_:
-            rec, retry_at = self._observe(st, st.retries)
-            self.records[st.name] = rec
-            if rec.phase == "Pending" and not hold:
-                self._create(st, 1, ctx)
-            elif rec.phase == "Retrying" and retry_at is not None and not hold:
-                if self.now >= retry_at:
-                    self._create(st, rec.attempts + 1, ctx)
-                else:
-                    self.out.wake_in((retry_at - self.now).total_seconds())
+            self.records[st.name], retry_at[st.name] = self._observe(st, st.retries)
+        step = planner.plan_step(
+            self.pipeline,
+            [st.name for st in self.selected],
+            self._views((*self.selected, *self.pipeline.finally_), retry_at),
+            hold=hold,
+        )
+        finally_names = {st.name for st in self.pipeline.finally_}
+        for name in step.start:
+            if name in finally_names:
+                self._create(self.pipeline.stage(name), self.records[name].attempts + 1, ctx)
+        for st in self.pipeline.finally_:
+            when = retry_at[st.name]
+            if self.records[st.name].phase == "Retrying" and when is not None and not hold:
+                self.out.wake_in((when - self.now).total_seconds())
         fin = [self.records[st.name] for st in self.pipeline.finally_]
         if any(r.phase not in ("Succeeded", "Failed") for r in fin):
             return self._finish_plan(

@@ -126,8 +126,8 @@ def test_failure_stops_dependants_not_independent_branches_and_notify_gets_outco
     assert rec.status == "Failed" and rec.failed_stage == "a"
     assert rec.failure_message == "bronze file x.parquet row 3: null key"
     assert states(rec) == {
-        "a": "failed", "b": "upstream-failed", "c": "succeeded", "d": "upstream-failed",
-        "go": "upstream-failed", "notify": "succeeded",
+        "a": "Failed", "b": "Skipped", "c": "Succeeded", "d": "Skipped",
+        "go": "Skipped", "notify": "Succeeded",
     }  # fmt: skip
     env = json.loads((marks / "env.json").read_text())
     assert env["SMEPULSE_RUN_OUTCOME"] == "Failed"
@@ -156,9 +156,10 @@ def test_retries_until_success_with_one_log_per_attempt(settings: Settings, tmp_
     assert ok
     rec = record(settings, "p-20250314")
     c = rec.stage("c")
-    assert c.attempts == 3 and c.state == "succeeded"
+    assert c.attempts == 3 and c.state == "Succeeded"
     assert [Path(p).name for p in c.logs] == ["c.log", "c.2.log", "c.3.log"]
-    assert rec.stage("go").state == "skipped"  # follow_triggers=False
+    go = rec.stage("go")  # follow_triggers=False: done, nothing started
+    assert go.state == "Succeeded" and go.message == "child not started (triggers disabled)"
 
 
 def test_retries_exhausted_fail_the_stage(settings: Settings, tmp_path: Path) -> None:
@@ -173,7 +174,7 @@ def test_retries_exhausted_fail_the_stage(settings: Settings, tmp_path: Path) ->
     )
     assert not ok
     rec = record(settings, "p-20250314")
-    assert rec.stage("d").attempts == 2 and rec.stage("d").state == "failed"
+    assert rec.stage("d").attempts == 2 and rec.stage("d").state == "Failed"
     assert ran(marks).count("d") == 2
 
 
@@ -198,7 +199,8 @@ def test_timeout_kills_the_whole_process_group(settings: Settings, tmp_path: Pat
     assert not ok
     assert time.monotonic() - started < 20
     rec = record(settings, "p-20250314")
-    assert rec.status == "TimedOut" and rec.stage("a").state == "timed-out"
+    assert rec.status == "TimedOut" and rec.stage("a").state == "Failed"
+    assert rec.stage("a").message == "timed out after 2s (attempt 1)"
     grandchild = int(pidfile.read_text())
     assert not alive(grandchild)
 
@@ -277,7 +279,7 @@ def test_from_stage_resumes_downstream_only_with_a_new_run_id(
     assert ok
     assert sorted(ran(marks)) == ["b", "d", "notify"]
     rec = record(settings, "p-20250314-2")
-    assert rec.from_stage == "b" and rec.stage("a").state == "not-selected"
+    assert rec.from_stage == "b" and [s.name for s in rec.stages] == ["b", "d", "go", "notify"]
 
 
 def test_skipped_stage_is_recorded_with_its_reason(settings: Settings, tmp_path: Path) -> None:
@@ -293,7 +295,7 @@ def test_skipped_stage_is_recorded_with_its_reason(settings: Settings, tmp_path:
     )
     assert ok
     c = record(settings, "p-20250314").stage("c")
-    assert c.state == "skipped" and c.message == "nothing configured"
+    assert c.state == "Succeeded" and c.message == "skipped: nothing configured"
 
 
 def test_backfill_is_resumable(settings: Settings, tmp_path: Path) -> None:
@@ -375,7 +377,7 @@ def test_ctrl_c_cancels_running_stages_and_still_runs_finally(tmp_path: Path) ->
     rec = record(settings, "p-20250314")
     assert rec.status == "Cancelled"
     assert states(rec) == {
-        "a": "cancelled", "b": "cancelled", "c": "cancelled", "d": "cancelled",
-        "go": "cancelled", "notify": "succeeded",
+        "a": "Cancelled", "b": "Skipped", "c": "Cancelled", "d": "Skipped",
+        "go": "Skipped", "notify": "Succeeded",
     }  # fmt: skip
     assert "notify" in ran(marks)

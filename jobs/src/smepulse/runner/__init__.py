@@ -4,8 +4,8 @@ A run executes one pipeline of the catalog for one logical date. Each stage is a
 (``python -m smepulse.cli stage <name> --logical-date D``, the same entrypoint as a
 Kubernetes Job), started when the stages it needs are done, at most
 ``settings.runner_max_parallel`` at a time, with the catalog's retries (exponential backoff)
-and timeout (the stage's process group is killed). Planning is pure (``runner.plan``); this
-module does the I/O.
+and timeout (the stage's process group is killed). Planning is the pure planner shared with
+the operator (:mod:`smepulse.planner`); this package does the I/O.
 
 Semantics worth knowing:
 
@@ -16,10 +16,14 @@ Semantics worth knowing:
   child pipeline runs for the same logical date *after the parent run has finished* (its
   own run id and record, ``triggered_by`` the parent). So, as in the cluster, the parent's
   report shows the latest forecast available before that day's ml-predict. ``--no-trigger``
-  (``follow_triggers=False``) records the trigger stage as skipped and starts nothing.
+  (``follow_triggers=False``) records the trigger stage as done and starts nothing.
 - ``from_stage`` re-runs that stage and everything downstream; ``only`` runs exactly the
   listed stages. Either way a new run record is made (``<pipeline>-<YYYYMMDD>-<n>``).
 - Every run is recorded in ``settings.runs_dir/<run-id>/run.json`` beside its stage logs.
+  A run whose runner died (SIGKILL, power loss) shows as ``Interrupted`` in ``smepulse runs``;
+  ``resume=True`` (``smepulse run … --resume``) continues the newest unfinished run of that
+  pipeline and date in the same record: stages that succeeded are kept, the others (and the
+  finally stages) run again.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from smepulse.errors import ConfigError
 from smepulse.runner import history as runs_store
 from smepulse.runner.env import settings_env
 from smepulse.runner.execute import StageCommand, default_command
-from smepulse.runner.history import RunRecord
+from smepulse.runner.history import RunRecord, StageRecord
 from smepulse.runner.run import RunExecution, now_utc
 from smepulse.runner.view import history_table, print_summary
 from smepulse.settings import Settings
@@ -64,12 +68,14 @@ def run_pipeline(
     command: StageCommand | None = None,
     console: Console | None = None,
     triggered_by: str | None = None,
+    resume: bool = False,
 ) -> bool:
     """Run ``pipeline`` for ``logical_date`` (default: settings' business date); True if it
     and every pipeline it triggered succeeded.
 
     ``catalog`` and ``command`` exist for tests (a small catalog, fake stage commands).
-    Raises :class:`ConfigError` for an unknown pipeline or stage name.
+    Raises :class:`ConfigError` for an unknown pipeline or stage name, or when ``resume``
+    finds nothing to resume.
     """
     catalog = catalog or load_catalog()
     try:
@@ -81,17 +87,33 @@ def run_pipeline(
         raise ConfigError(f"nothing to run in {pipeline}: the selection is empty")
     date = logical_date or settings.business_date
     console = console or _console()
-    run_id, run_dir = runs_store.claim_run_dir(settings.runs_dir, pipeline, date)
-    record = RunRecord(
-        run_id=run_id,
-        pipeline=pipeline,
-        logical_date=date,
-        started_at=now_utc(),
-        from_stage=from_stage,
-        only=only,
-        params=dict(settings.params),
-        triggered_by=triggered_by,
-    )
+    keep: dict[str, StageRecord] = {}
+    if resume:
+        if only or from_stage:
+            raise ConfigError("--resume continues a run as it was: drop --only/--from-stage")
+        record, keep = _resumable(settings, pipeline, date, p.select())
+        selected = [n for n in p.select() if n not in keep and _was_selected(record, n)]
+        run_id, run_dir = record.run_id, settings.runs_dir / record.run_id
+        record.resumed_at.append(now_utc())
+        record.status, record.failed_stage, record.failure_message = "Running", None, None
+        record.finished_at = record.duration_seconds = None
+        record.triggered = []
+        console.print(
+            f"resuming {run_id}: {len(keep)} stage(s) already succeeded, "
+            f"continuing with {', '.join(selected) or 'the finally stages'}"
+        )
+    else:
+        run_id, run_dir = runs_store.claim_run_dir(settings.runs_dir, pipeline, date)
+        record = RunRecord(
+            run_id=run_id,
+            pipeline=pipeline,
+            logical_date=date,
+            started_at=now_utc(),
+            from_stage=from_stage,
+            only=only,
+            params=dict(settings.params),
+            triggered_by=triggered_by,
+        )
     base_env = settings_env(settings, os.environ)
     run = RunExecution(
         settings,
@@ -102,6 +124,7 @@ def run_pipeline(
         console,
         follow_triggers,
         base_env,
+        keep,
     )
     log.debug("run %s: stages %s", run_id, selected)
     run.execute()
@@ -121,6 +144,31 @@ def run_pipeline(
         record.triggered = children
         runs_store.save(settings.runs_dir, record)
     return ok
+
+
+def _resumable(
+    settings: Settings, pipeline: str, date: dt.date, stages: list[str]
+) -> tuple[RunRecord, dict[str, StageRecord]]:
+    """The newest run of ``pipeline`` for ``date`` that did not succeed, and its done stages."""
+    records = runs_store.runs_for(settings.runs_dir, pipeline, date)
+    if not records or records[-1].status == "Succeeded":
+        raise ConfigError(
+            f"--resume: no unfinished run of {pipeline} for {date} in {settings.runs_dir}"
+            + (f" (the newest, {records[-1].run_id}, succeeded)" if records else "")
+        )
+    record = records[-1]
+    if record.status == "Running":
+        raise ConfigError(
+            f"--resume: {record.run_id} is still running (runner pid {record.runner_pid} "
+            f"on {record.runner_host}); wait for it or stop it first"
+        )
+    keep = {st.name: st for st in record.stages if st.name in stages and st.state == "Succeeded"}
+    return record, keep
+
+
+def _was_selected(record: RunRecord, name: str) -> bool:
+    """Was main stage ``name`` part of ``record``'s run (records list only selected stages)?"""
+    return any(st.name == name and st.state != "not-selected" for st in record.stages)
 
 
 def backfill(

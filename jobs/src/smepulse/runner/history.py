@@ -4,8 +4,10 @@ Layout: ``<runs_dir>/<run-id>/run.json`` plus ``<runs_dir>/<run-id>/<stage>[.<at
 Run ids are ``<pipeline>-<YYYYMMDD>`` for the first run of a logical date, then ``-2``, ``-3``…
 The id is claimed by creating the run's folder (``mkdir`` is atomic), so two runners started
 at the same moment never share a record. The record is rewritten (atomically, via a temporary
-file and ``os.replace``) after every state change, so a crashed runner leaves a readable
-record that says ``Running``.
+file and ``os.replace``) after every state change and at least every few seconds (the
+heartbeat), so a crashed runner leaves a readable record that says ``Running``; readers turn it
+into ``Interrupted`` when the runner that wrote it is gone (:func:`runner_gone`), and
+``smepulse run … --resume`` continues it from its first unfinished stage.
 """
 
 from __future__ import annotations
@@ -14,18 +16,22 @@ import datetime as dt
 import json
 import os
 import re
+import socket
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 RUN_FILE = "run.json"
+# A runner saves its record at least every few seconds; silence for this long means it is dead
+# (another machine's runner sharing the folder, where its pid cannot be checked).
+STALE_AFTER_SECONDS = 120.0
 
 
 class StageRecord(BaseModel):
     """One stage of a run."""
 
     name: str
-    state: str = "pending"
+    state: str = "Pending"  # a smepulse.planner.StageState value
     attempts: int = 0
     is_finally: bool = False
     started_at: dt.datetime | None = None
@@ -42,7 +48,9 @@ class RunRecord(BaseModel):
     run_id: str
     pipeline: str
     logical_date: dt.date
-    status: str = "Running"  # Running, then the outcome: Succeeded/Failed/TimedOut/Cancelled
+    # Running, then the outcome: Succeeded/Failed/TimedOut/Cancelled; "Interrupted" is never
+    # written, only shown for a Running record whose runner is gone.
+    status: str = "Running"
     started_at: dt.datetime
     finished_at: dt.datetime | None = None
     duration_seconds: float | None = None
@@ -54,6 +62,10 @@ class RunRecord(BaseModel):
     failed_stage: str | None = None
     failure_message: str | None = None
     stages: list[StageRecord] = Field(default_factory=list)
+    runner_pid: int | None = None
+    runner_host: str | None = None
+    heartbeat_at: dt.datetime | None = None
+    resumed_at: list[dt.datetime] = Field(default_factory=list)
 
     def stage(self, name: str) -> StageRecord:
         for record in self.stages:
@@ -101,11 +113,50 @@ def load(path: Path) -> RunRecord | None:
         return None
 
 
+def runner_gone(record: RunRecord, now: dt.datetime | None = None) -> bool:
+    """True when ``record`` says Running but the runner that wrote it is dead.
+
+    On the same host the runner's pid is checked (a pid that no longer exists, or exists as
+    a zombie, is dead); elsewhere, or for records without a pid, a heartbeat older than
+    :data:`STALE_AFTER_SECONDS` means dead.
+    """
+    if record.status != "Running":
+        return False
+    if record.runner_pid is not None and record.runner_host == socket.gethostname():
+        return not _pid_alive(record.runner_pid)
+    beat = record.heartbeat_at or record.started_at
+    now = now or dt.datetime.now(dt.UTC)
+    return (now - beat).total_seconds() > STALE_AFTER_SECONDS
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:  # a killed child not yet reaped by its parent is a zombie: dead for us
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def with_liveness(record: RunRecord) -> RunRecord:
+    """``record`` as people should see it: status Interrupted if its runner is gone."""
+    if runner_gone(record):
+        return record.model_copy(update={"status": "Interrupted"})
+    return record
+
+
 def history(runs_dir: Path) -> list[RunRecord]:
-    """Every readable run record, newest first."""
+    """Every readable run record, newest first (dead runners' records say Interrupted)."""
     if not runs_dir.is_dir():
         return []
-    records = [r for p in runs_dir.glob(f"*/{RUN_FILE}") if (r := load(p)) is not None]
+    records = [
+        with_liveness(r) for p in runs_dir.glob(f"*/{RUN_FILE}") if (r := load(p)) is not None
+    ]
     return sorted(records, key=lambda r: (r.started_at, r.run_id), reverse=True)
 
 

@@ -1,22 +1,25 @@
-"""One run of one pipeline while it executes: the loop that polls stage processes, starts
-what the plan says is ready, retries, times out, cancels, and records every change.
+"""One run of one pipeline while it executes: the loop that polls stage processes, asks the
+planner what to do, starts, retries, times out, cancels, and records every change.
 
-Planning is pure (``runner.plan``); processes are ``runner.execute``; the record is
-``runner.history``; what people see is ``runner.view``. The public entry points are in
-``runner``.
+Planning is the one pure planner of both executors (:mod:`smepulse.planner`); processes are
+``runner.execute``; the record is ``runner.history``; what people see is ``runner.view``. The
+public entry points are in ``runner``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import time
 from collections.abc import Mapping
 
 from rich.console import Console
 
+from smepulse import planner
 from smepulse.catalog import Pipeline
+from smepulse.planner import StageState, StageView
 from smepulse.runner import history as runs_store
-from smepulse.runner import plan
 from smepulse.runner.env import stage_env
 from smepulse.runner.execute import (
     Attempt,
@@ -28,11 +31,11 @@ from smepulse.runner.execute import (
     start_attempt,
 )
 from smepulse.runner.history import RunRecord, StageRecord
-from smepulse.runner.plan import StageState
 from smepulse.runner.view import RunView
 from smepulse.settings import Settings
 
 POLL_SECONDS = 0.1
+HEARTBEAT_SECONDS = 5.0
 
 
 def now_utc() -> dt.datetime:
@@ -40,7 +43,11 @@ def now_utc() -> dt.datetime:
 
 
 class RunExecution:
-    """The mutable state of one run while it executes; :meth:`execute` runs it to the end."""
+    """The mutable state of one run while it executes; :meth:`execute` runs it to the end.
+
+    ``keep`` holds stage records of an interrupted run that already succeeded (``--resume``):
+    they stay in the record as they were and count as done for the stages that need them.
+    """
 
     def __init__(
         self,
@@ -52,6 +59,7 @@ class RunExecution:
         console: Console,
         follow_triggers: bool,
         base_env: Mapping[str, str],
+        keep: Mapping[str, StageRecord] | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -59,19 +67,33 @@ class RunExecution:
         self.command = command
         self.follow_triggers = follow_triggers
         self.base_env = base_env
-        self.states = plan.initial_states(pipeline, selected)
+        self.selected = list(selected)
+        self.finally_names = {s.name for s in pipeline.finally_}
+        self.states: dict[str, StageState] = {
+            n: StageState.PENDING for n in [*self.selected, *self.finally_names]
+        }
         self.running: dict[str, Attempt] = {}
         self.retry_at: dict[str, float] = {}
         self.failure_order: list[str] = []
+        self.timed_out: set[str] = set()
+        self.cancelled = False
+        self.last_beat = 0.0
         self.run_dir = settings.runs_dir / record.run_id
         self.view = RunView(console, record)
-        finally_names = {s.name for s in pipeline.finally_}
+        keep = keep or {}
         record.stages = [
-            StageRecord(
-                name=s.name, state=self.states[s.name].value, is_finally=s.name in finally_names
+            keep[s.name]
+            if s.name in keep
+            else StageRecord(
+                name=s.name,
+                state=StageState.PENDING.value,
+                is_finally=s.name in self.finally_names,
             )
             for s in pipeline.all_stages
+            if s.name in self.states or s.name in keep
         ]
+        record.runner_pid = os.getpid()
+        record.runner_host = socket.gethostname()
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _set(self, name: str, state: StageState, message: str | None = None) -> None:
@@ -80,26 +102,46 @@ class RunExecution:
         st.state = state.value
         if message is not None:
             st.message = message
-        if state in plan.FINAL and st.started_at is not None:
+        if state in planner.FINAL and st.started_at is not None:
             st.finished_at = now_utc()
             st.duration_seconds = round((st.finished_at - st.started_at).total_seconds(), 3)
-        if state in (StageState.FAILED, StageState.TIMED_OUT) and name not in self.failure_order:
+        if state is StageState.FAILED and name not in self.failure_order:
             self.failure_order.append(name)
-        runs_store.save(self.settings.runs_dir, self.record)
+        self._save()
         self.view.changed(name, state.value, st.attempts, message)
+
+    def _save(self) -> None:
+        self.record.heartbeat_at = now_utc()
+        self.last_beat = time.monotonic()
+        runs_store.save(self.settings.runs_dir, self.record)
+
+    def _outcome(self, *, include_finally: bool) -> tuple[str, str | None]:
+        outcome, failed = planner.outcome(
+            self.pipeline,
+            self.selected,
+            self.states,
+            self.failure_order,
+            include_finally=include_finally,
+        )
+        if self.cancelled:
+            return "Cancelled", failed
+        if outcome == "Failed" and failed in self.timed_out:
+            return "TimedOut", failed
+        return outcome, failed
 
     # -- starting stages --------------------------------------------------------------------
     def _start(self, name: str) -> None:
         stage = self.pipeline.stage(name)
+        if stage.kind == "trigger":
+            self._resolve_trigger(name)
+            return
         st = self.record.stage(name)
         st.attempts += 1
         if st.started_at is None:
             st.started_at = now_utc()
         extra: dict[str, str | None] = {}
-        if name in {s.name for s in self.pipeline.finally_}:
-            outcome, failed = plan.outcome(
-                self.pipeline, self.states, self.failure_order, include_finally=False
-            )
+        if name in self.finally_names:
+            outcome, failed = self._outcome(include_finally=False)
             extra = {
                 "outcome": outcome,
                 "failed_stage": failed,
@@ -133,7 +175,7 @@ class RunExecution:
     def _resolve_trigger(self, name: str) -> None:
         target = self.pipeline.stage(name).triggers or ""
         if not self.follow_triggers:
-            self._set(name, StageState.SKIPPED, f"{target} not started (triggers disabled)")
+            self._set(name, StageState.SUCCEEDED, f"{target} not started (triggers disabled)")
             return
         self.record.triggered.append(target)
         self._set(name, StageState.SUCCEEDED, f"{target} will run after this run")
@@ -146,19 +188,21 @@ class RunExecution:
         st.exit_code = code
         if code == 0 and not attempt.timed_out:
             reason = skip_reason(attempt.log_path)
-            self._set(name, StageState.SKIPPED if reason else StageState.SUCCEEDED, reason or "")
+            self._set(name, StageState.SUCCEEDED, f"skipped: {reason}" if reason else "")
             return
         stage = self.pipeline.stage(name)
         if attempt.timed_out:
             message = f"timed out after {stage.timeout_seconds}s (attempt {attempt.number})"
+            self.timed_out.add(name)
         else:
             message = failure_message(attempt.log_path) or f"exit code {code}"
-        if attempt.number <= stage.retries.limit:
-            delay = stage.retries.delay(attempt.number + 1)
+            self.timed_out.discard(name)
+        state, delay = planner.after_failed_attempt(stage.retries, attempt.number)
+        if state is StageState.RETRYING and delay is not None:
             self.retry_at[name] = time.monotonic() + delay
-            self._set(name, StageState.RETRYING, f"{message}; retry in {delay}s")
+            self._set(name, state, f"{message}; retry in {delay}s")
             return
-        self._set(name, StageState.TIMED_OUT if attempt.timed_out else StageState.FAILED, message)
+        self._set(name, state, message)
 
     def _poll(self) -> None:
         now = time.monotonic()
@@ -169,46 +213,54 @@ class RunExecution:
             code = attempt.poll()
             if code is not None:
                 self._finish(name, attempt, code)
+        if now - self.last_beat >= HEARTBEAT_SECONDS:
+            self._save()  # the heartbeat `smepulse runs` reads to tell a dead runner
 
-    def _schedule(self) -> None:
+    def _schedule(self) -> planner.Step:
         now = time.monotonic()
-        slots = self.settings.runner_max_parallel - len(self.running)
-        for name in [n for n, t in sorted(self.retry_at.items(), key=lambda kv: kv[1]) if t <= now]:
-            if slots <= 0:
-                break
-            del self.retry_at[name]
-            self._start(name)
-            slots -= 1
-        # Blocking first: next_stages() would block them too, but silently (no record/view).
-        for name in plan.block_dependants(self.pipeline, self.states):
-            self._set(name, StageState.UPSTREAM_FAILED, "not run: a stage it needs failed")
-        for name in plan.ready_main(self.pipeline, self.states):
-            if self.pipeline.stage(name).kind == "trigger":
-                self._resolve_trigger(name)
-        for name in plan.next_stages(self.pipeline, self.states, slots):
-            self._start(name)
-
-    def _cancel(self) -> None:
-        """Ctrl-C: stop what runs, cancel what waits; finally stages still run."""
-        for name, attempt in list(self.running.items()):
-            kill_group(attempt.proc, grace=2.0)
-            attempt.close()
-            del self.running[name]
+        views = {
+            n: StageView(s, retry_due=self.retry_at.get(n, now + 1) <= now)
+            for n, s in self.states.items()
+        }
+        step = planner.plan_step(
+            self.pipeline,
+            self.selected,
+            views,
+            cancel=self.cancelled,
+            slots=self.settings.runner_max_parallel - len(self.running),
+            failure_order=self.failure_order,
+        )
+        for name in step.cancel:
+            attempt = self.running.pop(name, None)
+            if attempt is not None:
+                kill_group(attempt.proc, grace=2.0)
+                attempt.close()
+            self.retry_at.pop(name, None)
             self._set(name, StageState.CANCELLED, "cancelled (interrupted)")
-        self.retry_at.clear()
-        for stage in self.pipeline.stages:
-            if self.states[stage.name] in (StageState.PENDING, StageState.RETRYING):
-                self._set(stage.name, StageState.CANCELLED, "cancelled (interrupted)")
+        for name in step.skip:
+            why = (
+                "cancelled before it started"
+                if self.cancelled
+                else "a stage it needs did not succeed"
+            )
+            self._set(name, StageState.SKIPPED, f"not run: {why}")
+        for name in step.start:
+            self.retry_at.pop(name, None)
+            self._start(name)
+        return step
 
     def execute(self) -> None:
         """Run until every stage is final; a first Ctrl-C cancels, a second one aborts."""
-        runs_store.save(self.settings.runs_dir, self.record)
+        self.record.status = "Running"
+        self._save()
         interrupted = False
         with self.view:
-            while not plan.is_finished(self.pipeline, self.states):
+            while True:
                 try:
                     self._poll()
-                    self._schedule()
+                    step = self._schedule()
+                    if step.finished and not self.running:
+                        break
                     self.view.tick()
                     time.sleep(POLL_SECONDS)
                 except KeyboardInterrupt:
@@ -217,8 +269,8 @@ class RunExecution:
                             kill_group(attempt.proc, grace=0.5)
                         raise
                     interrupted = True
-                    self._cancel()
-        status, failed = plan.outcome(self.pipeline, self.states, self.failure_order)
+                    self.cancelled = True
+        status, failed = self._outcome(include_finally=True)
         self.record.status = status
         self.record.failed_stage = failed
         self.record.failure_message = self.record.stage(failed).message if failed else None
@@ -226,4 +278,4 @@ class RunExecution:
         self.record.duration_seconds = round(
             (self.record.finished_at - self.record.started_at).total_seconds(), 3
         )
-        runs_store.save(self.settings.runs_dir, self.record)
+        self._save()

@@ -15,18 +15,15 @@ from rich.table import Table
 from smepulse.runner.history import RunRecord
 
 _STYLE = {
-    "pending": "dim",
-    "running": "bold cyan",
-    "retrying": "yellow",
-    "succeeded": "green",
-    "skipped": "blue",
-    "failed": "bold red",
-    "timed-out": "bold red",
-    "upstream-failed": "red",
-    "not-selected": "dim",
-    "cancelled": "magenta",
+    "Pending": "dim",
+    "Running": "bold cyan",
+    "Retrying": "yellow",
+    "Succeeded": "green",
+    "Skipped": "red",
+    "Failed": "bold red",
+    "Cancelled": "magenta",
 }
-_OUTCOME_STYLE = {"Succeeded": "bold green", "Running": "cyan"}
+_OUTCOME_STYLE = {"Succeeded": "bold green", "Running": "cyan", "Interrupted": "magenta"}
 
 
 def _fmt_seconds(seconds: float | None) -> str:
@@ -98,7 +95,7 @@ class RunView:
             self.live.update(stage_table(self.record))
             return
         stamp = time.strftime("%H:%M:%S")
-        extra = f" (attempt {attempt})" if attempt > 1 or state == "running" else ""
+        extra = f" (attempt {attempt})" if attempt > 1 or state == "Running" else ""
         note = f": {detail}" if detail else ""
         self.console.print(
             f"{stamp} {self.record.run_id} {stage} {state}{extra}{note}",
@@ -143,8 +140,8 @@ def history_table(records: list[RunRecord]) -> Table:
     ):
         table.add_column(col, justify="right" if col in {"duration", "stages"} else "left")
     for r in records:
-        done = sum(1 for s in r.stages if s.state in {"succeeded", "skipped"})
-        ran = sum(1 for s in r.stages if s.state != "not-selected")
+        done = sum(1 for s in r.stages if s.state == "Succeeded")
+        ran = len(r.stages)
         style = _OUTCOME_STYLE.get(r.status, "bold red")
         table.add_row(
             r.run_id,
