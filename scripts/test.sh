@@ -14,7 +14,8 @@
 #      trino-tools.sh);
 #   4. Redis and PostgreSQL started on free loopback ports for this run (stopped on exit);
 #   5. ruff, mypy --strict, sqlfluff; then pytest layer by layer (unit, integration, e2e).
-# pytest's "no tests collected" (exit 5) counts as a failure: a marker must select something.
+# pytest's "no tests collected" (exit 5) counts as a failure: a marker must select something,
+# and so does any skipped test not in tests/skip-allowlist.txt.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -92,12 +93,15 @@ ruff format --check .
 bash scripts/typecheck.sh
 if [ -f .sqlfluff ]; then sqlfluff lint dbt/models --disable-progress-bar --nocolor; fi
 
-# A missing control plane or service fails the run instead of skipping its tests.
+# A missing control plane, service, browser or test package fails the run instead of skipping
+# its tests; any other skip fails it too unless tests/skip-allowlist.txt lists it with a reason
+# (tests/skipcheck.py; pyproject's -ra prints every skip's reason).
 export SMEPULSE_REQUIRE_KUBE=1 SMEPULSE_REQUIRE_SERVICES=1
 for layer in $layers; do
   step "pytest -m $layer"
   set +e
-  python -m pytest -m "$layer" -p no:cacheprovider --timeout=1800 -q
+  python -m pytest -m "$layer" -p no:cacheprovider --timeout=1800 -q \
+    --skip-allowlist=tests/skip-allowlist.txt
   rc=$?
   set -e
   if [ "$rc" -eq 5 ]; then echo "pytest -m $layer collected no tests: failing" >&2; exit 1; fi

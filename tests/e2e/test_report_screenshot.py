@@ -15,14 +15,9 @@ from PIL import Image
 from scripts.screenshot_report import find_browser, screenshot
 from smepulse.settings import Settings
 from tests.integration.stages.gold_fixture import DAY, build_gold, write_report
-from tests.integration.stages.services import required
+from tests.needs import missing
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        find_browser() is None, reason="chromium not installed (apt-get install -y chromium)"
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 
 def colour_share(pixels: np.ndarray, rgb: tuple[int, int, int], tol: int = 40) -> float:
@@ -32,7 +27,7 @@ def colour_share(pixels: np.ndarray, rgb: tuple[int, int, int], tol: int = 40) -
 
 def test_report_renders_with_charts_and_tables(tmp_path: Path) -> None:
     if find_browser() is None:
-        required("chromium (apt-get install -y chromium)")
+        missing("chromium (apt-get install -y chromium)")
     settings = Settings(
         home=tmp_path / "home", logical_date=DAY, pipeline="daily-etl", run_id="daily-etl-20250630"
     )

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import missing
 from tests.services import procs
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("SMEPULSE_REQUIRE_SERVICES") == "1":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+    missing(reason)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import KUBE, missing
 from tests.services import procs
 from tests.unit.charts.helmlib import CHART, Helm, HelmUnavailable, Manifest, find, find_helm
 
@@ -30,7 +31,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> list[Manifest]:
     try:
         helm = Helm(find_helm(), tmp_path_factory.mktemp("helm"))
     except HelmUnavailable as exc:
-        pytest.skip(str(exc))
+        missing(f"Helm ({exc})", setting=KUBE)
     return helm.template([CHART / "ci" / "full-values.yaml"])
 
 
@@ -41,9 +42,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with procs.postgres(tmp_path_factory.mktemp("pg")) as dsn:
             yield dsn
     except (procs.ServiceUnavailable, OSError) as exc:
-        if os.environ.get("SMEPULSE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PostgreSQL unavailable: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
+        missing(f"PostgreSQL ({exc})")
 
 
 def _psql(dsn: str, sql: str) -> str:
@@ -100,7 +99,7 @@ def test_trino_starts_on_the_chart_configuration(
     try:
         home, java_bin = procs.trino_home()
     except procs.ServiceUnavailable as exc:
-        pytest.skip(str(exc))
+        missing(f"Trino ({exc})")
     data = find(rendered, "ConfigMap", "smepulse-trino")["data"]
     etc, var = tmp_path / "etc", tmp_path / "data"
     (etc / "catalog").mkdir(parents=True)

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.needs import import_or_fail, missing
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -38,9 +40,7 @@ TEST_USER, TEST_PASSWORD = "smepulse-stage-test", "stage-test-pw"
 
 def required(what: str) -> None:
     """Fail (CI: SMEPULSE_REQUIRE_SERVICES=1) or skip (a laptop) when a tool is missing."""
-    if os.environ.get("SMEPULSE_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{what} is required (SMEPULSE_REQUIRE_SERVICES=1)")
-    pytest.skip(f"{what} not available")
+    missing(what)
 
 
 @pytest.fixture(scope="session")
@@ -173,9 +173,7 @@ class Mailbox:
 
 @pytest.fixture
 def smtp_server() -> Iterator[Mailbox]:
-    aiosmtpd = pytest.importorskip(
-        "aiosmtpd.controller", reason="pip install aiosmtpd (test dependency)"
-    )
+    aiosmtpd = import_or_fail("aiosmtpd.controller", "pip install aiosmtpd: in the test extra")
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
     box = Mailbox(host="127.0.0.1", port=free_port())

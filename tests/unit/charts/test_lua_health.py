@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-lupa = pytest.importorskip("lupa.lua51")
+from tests.needs import import_or_fail
 
 pytestmark = pytest.mark.unit
 
@@ -21,6 +21,7 @@ SCRIPT = Path(__file__).resolve().parents[3] / "deploy" / "argocd" / "health" / 
 
 def health(obj: dict[str, Any]) -> tuple[str, str]:
     """Run the health script against ``obj`` the way Argo CD does; return (status, message)."""
+    lupa = import_or_fail("lupa.lua51", "pip install lupa: in the test extra")
     lua = lupa.LuaRuntime(unpack_returned_tuples=True)
     lua.globals().obj = lua.table_from(obj, recursive=True)
     result = lua.execute(SCRIPT.read_text(encoding="utf-8"))
