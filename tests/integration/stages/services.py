@@ -4,7 +4,9 @@ the e2e tests): a redis-server, an HTTP server, an SMTP server.
 - ``redis_url``: CI's Redis (``SMEPULSE_TEST_REDIS_URL``, database 13) or a throw-away
   ``redis-server`` on a free port, reached as an ACL user denied ``KEYS``.
 - ``http_server``: a threaded ``http.server`` whose answers a test scripts per request
-  (``server.respond = fn``); every request is recorded (method, path, headers, JSON body).
+  (``server.respond = fn``); every request is recorded (method, path, headers, JSON body), so
+  tests assert on the record in their own thread. An exception in ``respond`` (it runs in the
+  server's thread, where the client would only see a dropped connection) fails the test.
 - ``smtp_server``: aiosmtpd's SMTP server collecting the messages it receives.
 """
 
@@ -114,6 +116,7 @@ class FakeHTTP:
     requests: list[Request] = field(default_factory=list)
     respond: Responder = field(default=lambda req: (200, {"ok": True}))
     delay: float = 0.0  # seconds to wait before answering (timeouts)
+    errors: list[str] = field(default_factory=list)  # exceptions raised by ``respond``
 
     def paths(self) -> list[str]:
         return [f"{r.method} {r.path}" for r in self.requests]
@@ -135,7 +138,11 @@ def http_server() -> Iterator[FakeHTTP]:
             state.requests.append(req)
             if state.delay:
                 time.sleep(state.delay)
-            status, body = state.respond(req)
+            try:
+                status, body = state.respond(req)
+            except Exception as exc:
+                state.errors.append(f"{req.method} {req.path}: {type(exc).__name__}: {exc}")
+                status, body = 500, {"fake-server-error": str(exc)}
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             try:
                 self.send_response(status)
@@ -161,6 +168,8 @@ def http_server() -> Iterator[FakeHTTP]:
     yield state
     server.shutdown()
     server.server_close()
+    if state.errors:
+        pytest.fail("the fake HTTP server's responder raised:\n" + "\n".join(state.errors))
 
 
 @dataclass

@@ -78,9 +78,22 @@ def test_matching_keys_removed_in_batches_others_kept_and_message_published(
 def test_second_run_is_a_harmless_no_op(
     tmp_path: Path, redis_url: str, client: redis.Redis
 ) -> None:
-    settings = Settings(home=tmp_path, redis_url=redis_url, cache_key_patterns=["nothing:*"])
+    client.set("smepulse:dashboard:1", "x")
+    client.set("smepulse:api:forecast:1", "x")
+    client.set("smepulse:session:keep", "x")
+    settings = Settings(home=tmp_path, redis_url=redis_url)
+    first: list[dict[str, Any]] = []
+    thread = listen(client, "smepulse:cache-invalidated", first)
     cache.run(settings)
-    assert cache.delete_matching(client, "nothing:*") == 0
+    thread.join(timeout=10)
+    assert first[0]["total_deleted"] == 2
+    second: list[dict[str, Any]] = []
+    thread = listen(client, "smepulse:cache-invalidated", second)
+    cache.run(settings)  # nothing left to delete: no error, and it still says so
+    thread.join(timeout=10)
+    assert second[0]["total_deleted"] == 0
+    assert second[0]["deleted"] == {"smepulse:dashboard:*": 0, "smepulse:api:*": 0}
+    assert [k.decode() for k in client.scan_iter()] == ["smepulse:session:keep"]
 
 
 def test_keys_command_is_never_used(redis_url: str, client: redis.Redis) -> None:

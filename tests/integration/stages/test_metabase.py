@@ -46,9 +46,12 @@ def metabase_api(req: Request) -> tuple[int, object]:
         card = int(parts[-2])
         if card > 5:
             return 404, b"Not found."
-        assert req.json()["ignore_cache"] is True
         return 202, {"status": "completed", "row_count": card * 10, "data": {"rows": []}}
     return 404, b"Not found."
+
+
+def queries(server: FakeHTTP) -> list[Request]:
+    return [r for r in server.requests if r.path.endswith("/query")]
 
 
 def settings(home: Path, server: FakeHTTP, **extra: object) -> Settings:
@@ -73,6 +76,8 @@ def test_cards_and_dashboards_refreshed_with_an_api_key(home: Path, http_server:
         "POST /api/dashboard/7/dashcard/71/card/4/query",
     ]
     assert all(r.headers.get("x-api-key") == "mb_key" for r in http_server.requests)
+    # A refresh must bypass Metabase's result cache: checked here, on what the server received.
+    assert [r.json()["ignore_cache"] for r in queries(http_server)] == [True] * 4
 
 
 def test_session_login_when_no_api_key(home: Path, http_server: FakeHTTP) -> None:
@@ -91,6 +96,7 @@ def test_session_login_when_no_api_key(home: Path, http_server: FakeHTTP) -> Non
     assert (
         query.path == "/api/card/5/query" and query.headers["x-metabase-session"] == "session-123"
     )
+    assert query.json()["ignore_cache"] is True
 
 
 def test_wrong_password_is_a_clear_error(home: Path, http_server: FakeHTTP) -> None:
