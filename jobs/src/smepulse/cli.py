@@ -120,19 +120,29 @@ def generate_data(
         str | None,
         typer.Option(help="Bronze root (folder or s3://bucket/prefix); default from settings."),
     ] = None,
+    business: Annotated[
+        str,
+        typer.Option(
+            help="distributor (beverages/dairy/dry food) or highlands (agricultural inputs, "
+            "Đắk Lắk; see docs/second-business.md)."
+        ),
+    ] = "distributor",
 ) -> None:
     """Generate a deterministic synthetic Vietnamese SME into bronze (Parquet), with anomaly labels beside it."""
     settings = load_settings(bronze_uri=bronze)
     from smepulse.synth.generate import GeneratorConfig, generate
 
-    cfg = GeneratorConfig(
-        end_date=_date(end_date) or dt.date.today() - dt.timedelta(days=1),
-        seed=seed,
-        scale=scale,
-        years=years,
-        ingest_dates=ingest_dates,
-    )
-    guarded(lambda: generate(settings, cfg))
+    def make() -> GeneratorConfig:
+        return GeneratorConfig(
+            end_date=_date(end_date) or dt.date.today() - dt.timedelta(days=1),
+            seed=seed,
+            scale=scale,
+            years=years,
+            ingest_dates=ingest_dates,
+            business=business,
+        )
+
+    guarded(lambda: generate(settings, make()))
 
 
 @app.command("stage")

@@ -44,6 +44,9 @@ INGEST_INTERVAL_DAYS = 7
 #: Rows per Parquet file; larger ingests are written as several parts.
 ROWS_PER_PART = 500_000
 LABELS_FILE = "bank_transaction_anomalies.parquet"
+#: The synthetic businesses: ``distributor`` (this module) and ``highlands``, an
+#: agricultural-inputs trader written independently of the models (``synth.highlands``).
+BUSINESSES = ("distributor", "highlands")
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,13 @@ class GeneratorConfig:
     scale: float = 1.0
     years: float = 2.0
     ingest_dates: int = 3
+    business: str = "distributor"
 
     def __post_init__(self) -> None:
+        if self.business not in BUSINESSES:
+            raise ConfigError(
+                f"unknown synthetic business {self.business!r}; choose one of {', '.join(BUSINESSES)}"
+            )
         if not self.scale > 0:
             raise ConfigError(f"generator scale must be > 0, got {self.scale}")
         if not 0.05 <= self.years <= 20:
@@ -137,6 +145,14 @@ def build_dataset(config: GeneratorConfig, step: Callable[[str], None] | None = 
     )
 
 
+def _builder(business: str) -> Callable[[GeneratorConfig, Callable[[str], None]], Dataset]:
+    if business == "highlands":
+        from smepulse.synth.highlands.build import build_dataset as build_highlands
+
+        return build_highlands
+    return build_dataset
+
+
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Progress]:
     progress = Progress(
@@ -166,7 +182,7 @@ def generate(
     store = open_store(settings)
     with _progress(show_progress) as progress:
         build = progress.add_task("generating", total=5)
-        dataset = build_dataset(
+        dataset = _builder(config.business)(
             config, lambda name: progress.update(build, advance=1, description=f"generated {name}")
         )
         rows: dict[str, int] = {}
@@ -201,7 +217,7 @@ def generate(
 
 def _print_summary(s: GenerationSummary, config: GeneratorConfig) -> None:
     table = Table(
-        title=f"bronze contract {CONTRACT_VERSION}: {config.start_date} .. {config.end_date}, seed {config.seed}, scale {config.scale:g}"
+        title=f"{config.business}, bronze contract {CONTRACT_VERSION}: {config.start_date} .. {config.end_date}, seed {config.seed}, scale {config.scale:g}"
     )
     table.add_column("table")
     table.add_column("rows", justify="right")
