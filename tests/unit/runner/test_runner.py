@@ -381,3 +381,89 @@ def test_ctrl_c_cancels_running_stages_and_still_runs_finally(tmp_path: Path) ->
         "go": "Skipped", "notify": "Succeeded",
     }  # fmt: skip
     assert "notify" in ran(marks)
+
+
+KILLED_SCRIPT = """
+import sys
+from pathlib import Path
+from rich.console import Console
+from smepulse.runner import run_pipeline
+from smepulse.settings import Settings
+from tests.unit.runner.test_runner import DAY, catalog, fake
+
+home, marks = Path(sys.argv[1]), Path(sys.argv[2])
+script = "pathlib.Path(%r).write_text(str(os.getpid())); time.sleep(120)" % str(marks / "b.pid")
+run_pipeline(Settings(home=home, runner_max_parallel=1), "p", DAY, catalog=catalog(),
+             console=Console(file=sys.stderr), command=fake({"b": script}, marks))
+"""
+
+
+def test_sigkilled_run_shows_interrupted_and_resume_continues_from_the_first_unfinished_stage(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import subprocess
+
+    marks = tmp_path / "marks"
+    settings = Settings(home=tmp_path / "home", runner_max_parallel=1)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SCRIPT, str(settings.home), str(marks)])
+    deadline = time.monotonic() + 30
+    while not (marks / "b.pid").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    stage_pid = int((marks / "b.pid").read_text())
+    time.sleep(0.3)  # the runner records b as Running right after starting it
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+    # The record on disk still says Running; what people see says Interrupted.
+    on_disk = record(settings, "p-20250314")
+    assert on_disk.status == "Running" and on_disk.stage("b").state == "Running"
+    (listed,) = runs_store.history(settings.runs_dir)
+    assert listed.status == "Interrupted"
+    out = Console(record=True, width=200)
+    print_history(settings, 10, console=out)
+    assert "Interrupted" in out.export_text()
+    assert alive(stage_pid)  # the dead runner's stage is still running, orphaned
+
+    before = ran(marks)
+    assert before == ["a", "c", "b"]  # one slot: topological order, roots first
+    ok = run_pipeline(
+        settings, "p", DAY, catalog=catalog(), command=fake({}, marks), console=quiet(),
+        follow_triggers=False, resume=True,
+    )  # fmt: skip
+    assert ok
+    assert ran(marks)[len(before) :] == ["b", "d", "notify"]  # go is a trigger: no process
+    assert not alive(stage_pid)  # resume stopped the orphan first
+    rec = record(settings, "p-20250314")  # the same run, continued
+    assert rec.status == "Succeeded" and len(rec.resumed_at) == 1
+    assert states(rec) == dict.fromkeys(["a", "b", "c", "d", "go", "notify"], "Succeeded")
+    assert rec.stage("a").attempts == 1 and rec.stage("b").attempts == 1
+    assert [r.run_id for r in runs_store.history(settings.runs_dir)] == ["p-20250314"]
+
+
+def test_resume_refuses_when_there_is_nothing_to_resume(settings: Settings, tmp_path: Path) -> None:
+    from smepulse.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no unfinished run of p for 2025-03-14"):
+        run_pipeline(settings, "p", DAY, catalog=catalog(), console=quiet(), resume=True)
+    assert run_pipeline(
+        settings, "p", DAY, catalog=catalog(), command=fake({}, tmp_path / "m"),
+        console=quiet(), follow_triggers=False,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"the newest, p-20250314, succeeded"):
+        run_pipeline(settings, "p", DAY, catalog=catalog(), console=quiet(), resume=True)
+
+
+def test_a_runner_on_another_host_is_dead_once_its_heartbeat_is_stale() -> None:
+    now = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)
+    rec = runs_store.RunRecord(
+        run_id="p-20250314", pipeline="p", logical_date=DAY, started_at=now,
+        runner_pid=1, runner_host="another-machine",
+    )  # fmt: skip
+    fresh = rec.model_copy(update={"heartbeat_at": now - dt.timedelta(seconds=30)})
+    stale = rec.model_copy(update={"heartbeat_at": now - dt.timedelta(seconds=121)})
+    assert not runs_store.runner_gone(fresh, now)
+    assert runs_store.runner_gone(stale, now)
+    done = stale.model_copy(update={"status": "Failed"})
+    assert not runs_store.runner_gone(done, now)  # only Running records can be interrupted

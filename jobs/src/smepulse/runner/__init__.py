@@ -162,6 +162,10 @@ def _resumable(
             f"--resume: {record.run_id} is still running (runner pid {record.runner_pid} "
             f"on {record.runner_host}); wait for it or stop it first"
         )
+    for pid in runs_store.stop_leftovers(record):
+        log.warning(
+            "%s: stopped stage process group %d left by its dead runner", record.run_id, pid
+        )
     keep = {st.name: st for st in record.stages if st.name in stages and st.state == "Succeeded"}
     return record, keep
 

@@ -38,6 +38,7 @@ class StageRecord(BaseModel):
     finished_at: dt.datetime | None = None
     duration_seconds: float | None = None
     exit_code: int | None = None
+    pid: int | None = None  # of the running attempt (its process group), for --resume
     message: str | None = None
     logs: list[str] = Field(default_factory=list)
 
@@ -141,6 +142,32 @@ def _pid_alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def stop_leftovers(record: RunRecord) -> list[int]:
+    """Kill the process groups of attempts a dead runner left running; returns their pids.
+
+    A pid is only trusted when the process still carries this run's ``SMEPULSE_RUN_ID`` in
+    its environment, so a recycled pid of an unrelated process is never touched.
+    """
+    import signal
+
+    marker = f"SMEPULSE_RUN_ID={record.run_id}".encode()
+    killed = []
+    for st in record.stages:
+        if st.pid is None or st.state != "Running":
+            continue
+        try:
+            environ = Path(f"/proc/{st.pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ:
+            try:
+                os.killpg(st.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+            killed.append(st.pid)
+    return killed
 
 
 def with_liveness(record: RunRecord) -> RunRecord:

@@ -170,6 +170,7 @@ class RunExecution:
             self._set(name, StageState.FAILED, f"could not start: {exc}")
             return
         self.running[name] = attempt
+        st.pid = attempt.proc.pid
         self._set(name, StageState.RUNNING, "")
 
     def _resolve_trigger(self, name: str) -> None:
@@ -186,6 +187,7 @@ class RunExecution:
         del self.running[name]
         st = self.record.stage(name)
         st.exit_code = code
+        st.pid = None
         if code == 0 and not attempt.timed_out:
             reason = skip_reason(attempt.log_path)
             self._set(name, StageState.SUCCEEDED, f"skipped: {reason}" if reason else "")
