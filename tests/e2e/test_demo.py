@@ -125,17 +125,16 @@ def test_demo_produces_every_expected_output(demo: Demo) -> None:
     assert dupes == (0,)
     alerts = tables["ml_anomaly_alerts"][0]
     assert window is not None and 1 <= alerts <= max(1, 0.15 * window[0]), (alerts, window)
-    report = demo.home / "reports" / f"daily-etl-{DAY}.html"
+    report = demo.home / "reports" / f"ml-predict-{DAY}.html"  # ml-predict ends with it
     html = report.read_text()
     assert html.count("<svg") == 2 and "Forecast not available yet" not in html
-    assert (demo.home / "reports" / f"daily-etl-{DAY}.md").exists()
+    assert (demo.home / "reports" / f"ml-predict-{DAY}.md").exists()
     day = DAY.replace("-", "")
     for run_id in (
         f"external-sync-{day}",
         f"daily-etl-{day}",
         f"ml-training-{day}",
         f"ml-predict-{day}",
-        f"daily-etl-{day}-2",
     ):
         assert demo.record(run_id).status == "Succeeded", run_id
     assert demo.record(f"daily-etl-{day}").stage("trigger-ml-predict").state == "skipped"
@@ -157,7 +156,7 @@ def test_demo_report_renders_in_chromium(demo: Demo, tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    png = screenshot(demo.home / "reports" / f"daily-etl-{DAY}.html", tmp_path / "demo-report.png")
+    png = screenshot(demo.home / "reports" / f"ml-predict-{DAY}.html", tmp_path / "demo-report.png")
     assert np.asarray(Image.open(png).convert("RGB")).std() > 20
 
 
@@ -170,8 +169,8 @@ def test_second_run_of_the_same_date_is_idempotent(demo: Demo) -> None:
     changed = {t for t in before if before[t] != after[t]}
     assert not changed, {t: (before[t][0], after[t][0]) for t in changed}
     day = DAY.replace("-", "")
-    assert demo.record(f"daily-etl-{day}-3").triggered == [f"ml-predict-{day}-2"]
-    assert demo.record(f"ml-predict-{day}-2").triggered_by == f"daily-etl-{day}-3"
+    assert demo.record(f"daily-etl-{day}-2").triggered == [f"ml-predict-{day}-2"]
+    assert demo.record(f"ml-predict-{day}-2").triggered_by == f"daily-etl-{day}-2"
 
 
 def test_from_stage_resumes_downstream_only(demo: Demo) -> None:
@@ -185,7 +184,7 @@ def test_from_stage_resumes_downstream_only(demo: Demo) -> None:
     assert {n for n, s in states.items() if s == "not-selected"} == {
         "verify-infra", "validate-bronze", "dbt-silver", "dbt-gold-dims", "dbt-gold-facts", "dbt-gold-links", "dbt-gold-kpis",
     }  # fmt: skip
-    assert states["dbt-ml-scores"] == "succeeded" and states["report"] == "succeeded"
+    assert states["dbt-ml-scores"] == "succeeded" and "report" not in states  # in ml-predict
     assert states["trigger-ml-predict"] == "skipped" and states["notify"] == "skipped"
 
 

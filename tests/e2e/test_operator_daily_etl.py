@@ -87,7 +87,7 @@ def test_daily_etl_pipelinerun_runs_the_real_stages_and_builds_gold(
         runs.wait_phase("ml-predict-20250630", timeout=300)
     stages = {s["name"]: s for s in status["stages"]}
     assert all(s["phase"] == "Succeeded" and s["attempts"] >= 1 for s in stages.values())
-    for stage in ("validate-bronze", "dbt-silver", "dbt-ml-scores", "report"):
+    for stage in ("validate-bronze", "dbt-silver", "dbt-ml-scores"):
         pod_logs = list((kube_node.log_dir / kube_namespace).glob(f"daily-etl-20250630-{stage}-*"))
         assert pod_logs, f"no Pod of {stage} ran on the node stand-in"
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)

@@ -7,8 +7,7 @@ Steps, for the logical date ``end_date`` (default yesterday):
 2. ``external-sync`` (World Bank indicators from the bundled snapshot when offline, provinces);
 3. ``daily-etl`` with its trigger off: the ML models do not exist yet on a first run;
 4. ``ml-training`` (UC09 and UC10, registered in MLflow, promoted when they validate);
-5. ``ml-predict`` (the 30-day forecast and the week's anomalies);
-6. the ``report`` stage again, now that the forecast and the anomalies exist;
+5. ``ml-predict`` (the 30-day forecast, the week's anomalies, then the day's report);
 
 then a table of where every output is and how to look at it. Each pipeline run is an ordinary
 local run (``smepulse runs`` lists them). The demo stops at the first pipeline that fails and
@@ -98,7 +97,7 @@ def _gold_counts(settings: Settings) -> list[tuple[str, int]]:
 def print_outputs(settings: Settings, day: dt.date, console: Console) -> None:
     """Where every output is and the command to look at it (plain lines: copy-pasteable)."""
     warehouse = settings.warehouse_path.resolve()
-    report = (settings.reports_dir / f"daily-etl-{day.isoformat()}.html").resolve()
+    report = (settings.reports_dir / f"ml-predict-{day.isoformat()}.html").resolve()
     query = "select * from gold.ml_ar_priority_scores order by priority_rank limit 10"
     rows = [
         ("bronze (Parquet)", str(Path(settings.bronze_root).resolve())),
@@ -160,12 +159,11 @@ def run_demo(settings: Settings, end_date: dt.date | None = None, scale: float =
         f"SME Pulse demo: logical date {day}, scale {scale:g}, project folder {settings.home.resolve()}"
     )
     steps: list[tuple[str, Callable[[], bool]]] = [
-        ("1/6 generate synthetic data", generate),
-        ("2/6 external-sync", lambda: run_pipeline(settings, "external-sync", day)),
-        ("3/6 daily-etl (trigger off: no models yet)", lambda: run_pipeline(settings, "daily-etl", day, follow_triggers=False)),
-        ("4/6 ml-training", lambda: run_pipeline(settings, "ml-training", day)),
-        ("5/6 ml-predict", lambda: run_pipeline(settings, "ml-predict", day)),
-        ("6/6 report with the new forecast", lambda: run_pipeline(settings, "daily-etl", day, only=["report"], follow_triggers=False)),
+        ("1/5 generate synthetic data", generate),
+        ("2/5 external-sync", lambda: run_pipeline(settings, "external-sync", day)),
+        ("3/5 daily-etl (trigger off: no models yet)", lambda: run_pipeline(settings, "daily-etl", day, follow_triggers=False)),
+        ("4/5 ml-training", lambda: run_pipeline(settings, "ml-training", day)),
+        ("5/5 ml-predict and the day's report", lambda: run_pipeline(settings, "ml-predict", day)),
     ]  # fmt: skip
     ok = all(step(title, fn) for title, fn in steps)  # all() stops at the first failure
     console.print(Rule("[bold]demo summary"))

@@ -66,7 +66,10 @@ def test_daily_etl_succeeds_in_dependency_order_and_triggers_one_ml_predict(
             assert job.spec.backoff_limit == 0
             assert job.metadata.owner_references[0].kind == "PipelineRun"
             assert job.metadata.owner_references[0].controller is True
-        assert jobs["notify"].metadata.creation_timestamp >= jobs["report"].status.completion_time
+        assert (
+            jobs["notify"].metadata.creation_timestamp
+            >= jobs["dbt-ml-scores"].status.completion_time
+        )
         # The trigger stage created exactly one ml-predict run for the same date and params.
         children = [r for r in runs.list() if r["spec"]["pipeline"] == "ml-predict"]
         assert [c["metadata"]["name"] for c in children] == ["ml-predict-20250101"]
