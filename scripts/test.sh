@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a machine and run every check and test layer: the README's test command.
 #
-#   bash scripts/test.sh            # everything: install, lint, unit, integration, e2e
+#   bash scripts/test.sh            # everything: install, lint, unit, integration, e2e, image
 #   SMEPULSE_TEST_LAYERS="unit" bash scripts/test.sh     # only some layers
 #
 # What it does, in order (each step is idempotent and cached outside the repo):
@@ -13,13 +13,14 @@
 #      ~/.cache/smepulse/tools (first time only: scripts/k8s-tools.sh, minio-tools.sh,
 #      trino-tools.sh);
 #   4. Redis and PostgreSQL started on free loopback ports for this run (stopped on exit);
-#   5. ruff, mypy --strict, sqlfluff; then pytest layer by layer (unit, integration, e2e).
+#   5. ruff, mypy --strict, sqlfluff, actionlint; then pytest layer by layer (unit, integration,
+#      e2e, image: the Docker engine and base images come from scripts/docker-tools.sh).
 # pytest's "no tests collected" (exit 5) counts as a failure: a marker must select something,
 # and so does any skipped test not in tests/skip-allowlist.txt.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-layers=${SMEPULSE_TEST_LAYERS:-"unit integration e2e"}
+layers=${SMEPULSE_TEST_LAYERS:-"unit integration e2e image"}
 cache=${SMEPULSE_CACHE:-$HOME/.cache/smepulse}
 mkdir -p "$cache"
 venv="$cache/venv-$(printf '%s' "$repo" | sha1sum | cut -c1-10)"
@@ -64,6 +65,8 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ -n "${pg_data:-}" ]; then su postgres -s /bin/sh -c "$pg_bin/pg_ctl -D $pg_data -m immediate stop" >/dev/null 2>&1 || true; fi
   rm -rf "$run_dir"
+  # The Docker engine only if this run started it (scripts/docker-tools.sh --stop: its pid file).
+  if [ "${SMEPULSE_DOCKERD_STARTED:-0}" = 1 ]; then bash scripts/docker-tools.sh --stop || true; fi
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -92,6 +95,16 @@ ruff check .
 ruff format --check .
 bash scripts/typecheck.sh
 if [ -f .sqlfluff ]; then sqlfluff lint dbt/models --disable-progress-bar --nocolor; fi
+bash scripts/actionlint.sh   # .github/workflows (actionlint built from the Go module proxy, cached)
+
+case " $layers " in
+  *" image "*)
+    step "Docker engine and base images (scripts/docker-tools.sh)"
+    start=$(date +%s)
+    eval "$(bash scripts/docker-tools.sh)"
+    echo "docker at $DOCKER_HOST, base image $SMEPULSE_BASE_IMAGE ($(( $(date +%s) - start ))s)"
+    ;;
+esac
 
 # A missing control plane, service, browser or test package fails the run instead of skipping
 # its tests; any other skip fails it too unless tests/skip-allowlist.txt lists it with a reason

@@ -64,9 +64,13 @@ app.kubernetes.io/component: {{ index . 1 }}
 Images
 --------------------------------------------------------------------------------------- */}}
 
-{{/* The SME Pulse image: repository:tag, tag defaulting to the chart's appVersion. */}}
-{{- define "smepulse.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{/* The SME Pulse images (Dockerfile targets), tag defaulting to the chart's appVersion:
+operator = the operator, `smepulse submit` and the helm tests; stages = everything else. */}}
+{{- define "smepulse.operatorImage" -}}
+{{- printf "%s:%s" .Values.image.operator.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- define "smepulse.stagesImage" -}}
+{{- printf "%s:%s" .Values.image.stages.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
 {{/* A third-party image block {repository, tag}. */}}

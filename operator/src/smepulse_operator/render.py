@@ -134,7 +134,9 @@ def render_job(ref: RunRef, tpl: JobTemplate, req: JobRequest) -> dict[str, Any]
                 "name": "stage",
                 "image": tpl.image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": stage.command,
+                # args, not command: the image's entrypoint (tini) stays PID 1 and forwards
+                # SIGTERM, so deleting the Job stops the stage at once.
+                "args": stage.command,
                 "env": stage_env(ref, tpl, req.finally_ctx),
                 "envFrom": [
                     # The chart's ConfigMap is required (settings for every stage); the Secret

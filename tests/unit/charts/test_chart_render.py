@@ -108,8 +108,9 @@ def test_cronjobs_carry_the_seed_schedules(helm: Helm) -> None:
         assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
         pod = spec["jobTemplate"]["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        assert container["command"] == ["smepulse"]
-        assert container["args"] == ["submit", pipeline]
+        # args, not command: the image's tini entrypoint stays PID 1.
+        assert "command" not in container
+        assert container["args"] == ["smepulse", "submit", pipeline]
         assert pod["serviceAccountName"] == "smepulse-submit"
 
 
@@ -117,7 +118,13 @@ def test_ml_predict_cronjob_is_opt_in_and_params_are_passed(helm: Helm) -> None:
     cronjobs = {c["metadata"]["name"]: c for c in kinds(helm.template([FULL]), "CronJob")}
     assert "smepulse-ml-predict" in cronjobs
     daily = cronjobs["smepulse-daily-etl"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    assert daily["containers"][0]["args"] == ["submit", "daily-etl", "--param", "source=cronjob"]
+    assert daily["containers"][0]["args"] == [
+        "smepulse",
+        "submit",
+        "daily-etl",
+        "--param",
+        "source=cronjob",
+    ]
 
 
 def test_submit_role_only_creates_and_reads_runs(helm: Helm) -> None:
@@ -140,6 +147,7 @@ def test_operator_rbac_is_namespaced_by_default(helm: Helm) -> None:
     assert "secrets" not in resources and "deployments" not in resources
     deployment = find(manifests, "Deployment", "smepulse-operator")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "smepulse",
         "operator",
         "--namespace",
         "team-a",
@@ -153,7 +161,10 @@ def test_operator_rbac_cluster_wide_on_request(helm: Helm) -> None:
     find(manifests, "ClusterRoleBinding", "smepulse-operator")
     assert not [r for r in kinds(manifests, "Role") if r["metadata"]["name"] == "smepulse-operator"]
     deployment = find(manifests, "Deployment", "smepulse-operator")
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == ["operator"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "smepulse",
+        "operator",
+    ]
 
 
 def test_operator_deployment(helm: Helm) -> None:
@@ -162,7 +173,7 @@ def test_operator_deployment(helm: Helm) -> None:
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "ghcr.io/smepulse/smepulse:0.1.0"
+    assert container["image"] == "ghcr.io/smepulse/smepulse-operator:0.1.0"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -170,7 +181,7 @@ def test_operator_deployment(helm: Helm) -> None:
     assert env["SMEPULSE_JOB_CONFIG_MAP"] == "pulse-smepulse-config"
     assert env["SMEPULSE_JOB_SECRET"] == "pulse-smepulse-secrets"
     assert env["SMEPULSE_JOB_SERVICE_ACCOUNT"] == "pulse-smepulse-jobs"
-    assert env["SMEPULSE_JOB_IMAGE"] == container["image"]
+    assert env["SMEPULSE_JOB_IMAGE"] == "ghcr.io/smepulse/smepulse-stages:0.1.0"
     find(manifests, "ConfigMap", "pulse-smepulse-config")
     find(manifests, "Secret", "pulse-smepulse-secrets")
     jobs_sa = find(manifests, "ServiceAccount", "pulse-smepulse-jobs")
@@ -184,13 +195,48 @@ def test_default_release_name_matches_the_settings_defaults(helm: Helm) -> None:
     find(manifests, "Secret", defaults.job_secret)
 
 
-def test_image_tag_override(helm: Helm) -> None:
+#: Which of the two SME Pulse images each workload runs (checked by hand against what each one
+#: imports: kubernetes only -> operator image; boto3, dbt, MLflow -> stages image).
+IMAGE_OF = {
+    "Deployment/smepulse-operator": "registry.local/op:abc",
+    "CronJob/smepulse-daily-etl": "registry.local/op:abc",
+    "CronJob/smepulse-ml-training": "registry.local/op:abc",
+    "CronJob/smepulse-external-sync": "registry.local/op:abc",
+    "CronJob/smepulse-ml-predict": "registry.local/op:abc",
+    "Pod/smepulse-test-crd-established": "registry.local/op:abc",
+    "Pod/smepulse-test-operator-ready": "registry.local/op:abc",
+    "Deployment/smepulse-mlflow": "registry.local/st:abc",
+    "Job/smepulse-minio-buckets": "registry.local/st:abc",
+}
+
+
+def test_each_workload_runs_its_image(helm: Helm) -> None:
     manifests = helm.template(
-        [MINIMAL], sets={"image.repository": "registry.local/sp", "image.tag": "abc"}
+        [FULL],
+        sets={
+            "image.operator.repository": "registry.local/op",
+            "image.stages.repository": "registry.local/st",
+            "image.tag": "abc",
+        },
     )
+    ours = {
+        ref: container["image"]
+        for ref, pod in pod_specs(manifests)
+        for container in pod["containers"]
+        if container["image"].startswith("registry.local/")
+    }
+    assert ours == IMAGE_OF
+    # Every SME Pulse container keeps the image's entrypoint (tini): args only.
     for ref, pod in pod_specs(manifests):
         for container in pod["containers"]:
-            assert container["image"] == "registry.local/sp:abc", ref
+            if ref in IMAGE_OF:
+                assert "command" not in container, ref
+    deployment = find(manifests, "Deployment", "smepulse-operator")
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["SMEPULSE_JOB_IMAGE"] == "registry.local/st:abc"
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=IDS)

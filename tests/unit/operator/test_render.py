@@ -62,7 +62,8 @@ def test_job_spec_hardening_and_configuration() -> None:
     assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (c,) = pod["containers"]
-    assert c["image"] == "img:1" and c["command"] == ["smepulse", "stage", "dbt-silver"]
+    assert c["image"] == "img:1" and c["args"] == ["smepulse", "stage", "dbt-silver"]
+    assert "command" not in c  # the image's entrypoint (tini) stays PID 1
     assert c["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,

@@ -18,10 +18,11 @@ spec:
   {{- include "smepulse.podDefaults" $ctx | nindent 2 }}
   containers:
     - name: check
-      image: {{ include "smepulse.image" $ctx | quote }}
+      image: {{ include "smepulse.operatorImage" $ctx | quote }}
       imagePullPolicy: {{ $ctx.Values.image.pullPolicy }}
-      command: [python, -c]
       args:
+        - python
+        - -c
         - {{ $ctx.Files.Get (printf "files/tests/%s" .script) | quote }}
       env:
         - name: TIMEOUT_SECONDS
