@@ -19,11 +19,13 @@ labelled; the book (invoices, bills, payments) never knows about them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from smepulse.synth.highlands.bank import CAT, REF_AP, REF_NONE, Calendar, local_us_one
 from smepulse.synth.highlands.calendar import ascii_upper, is_tet_closed
+from smepulse.synth.highlands.feed import CAT, REF_AP, REF_NONE, Calendar, local_us_one
 from smepulse.synth.highlands.master import AGRIBANK, VCB, Master, person_name
 from smepulse.synth.util import US, Rng
 
@@ -93,7 +95,7 @@ def plant(rng: Rng, feed: pd.DataFrame, m: Master) -> tuple[pd.DataFrame, pd.Dat
         )
 
     def copy_later(idx: int, kind: str) -> None:
-        row = feed.loc[idx]
+        row: dict[str, Any] = {str(k): v for k, v in feed.loc[idx].items()}
         day = min(_day(int(row["us"])) + int(rng.integers(1, 4)), m.end_day)
         line(
             day,
@@ -107,7 +109,8 @@ def plant(rng: Rng, feed: pd.DataFrame, m: Master) -> tuple[pd.DataFrame, pd.Dat
             (int(row["ref_kind"]), int(row["ref_no"])),
         )
 
-    counts = {k: max(1, round(budget * w)) for k, w in KINDS.items()}
+    # Unbiased rounding: small feeds still get the right share on average.
+    counts = {k: int(budget * w + rng.random()) for k, w in KINDS.items()}
     ap = feed.index[(feed["ref_kind"] == REF_AP)].to_numpy()
     for idx in rng.choice(
         ap, size=min(len(ap), counts["duplicate_supplier_payment"]), replace=False

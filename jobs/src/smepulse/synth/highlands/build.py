@@ -23,8 +23,9 @@ from smepulse.bronze.contract import (
 from smepulse.synth.docs import document_versions
 from smepulse.synth.generate import Dataset, GeneratorConfig
 from smepulse.synth.highlands.anomalies import plant
-from smepulse.synth.highlands.bank import REF_AP, REF_AR, Calendar, make_feed
+from smepulse.synth.highlands.bank import make_feed
 from smepulse.synth.highlands.calendar import day_of
+from smepulse.synth.highlands.feed import REF_AP, REF_AR, Calendar
 from smepulse.synth.highlands.master import (
     BANK_ACCOUNTS,
     CATEGORIES,
@@ -75,17 +76,22 @@ def _customer_reviews(rng: Rng, m: Master) -> pd.DataFrame:
         int(str(np.datetime64(m.start_day, "D"))[:4]),
         int(str(np.datetime64(m.end_day, "D"))[:4]) + 1,
     )
-    for i, cust in enumerate(c.itertuples()):
-        credit, terms = int(cust.credit), int(cust.terms)
+    columns = ["segment", "credit", "terms", "habit", "default_day", "created_us"]
+    for i, (segment, credit, terms, habit, default_day, created_us) in enumerate(
+        c[columns].to_numpy().tolist()
+    ):
         events: list[tuple[int, int, int]] = []
-        if cust.segment != RETAIL:
+        if segment != RETAIL:
             for y in years:
                 day = cal.after(day_of(y, 3, 1) + int(rng.integers(0, 14)))
                 credit = int(round(credit * rng.uniform(0.9, 1.3), -7))
                 events.append((day, credit, terms))
-        if cust.habit == DEFAULTER and cust.default_day >= 0:
-            events.append((cal.after(int(cust.default_day) + 60), 0, 0))
-        created_day = int(cust.created_us) // US // 86_400 + 1
+        if rng.random() < 0.04:  # an ad-hoc review in the last three weeks
+            credit = int(round(credit * rng.uniform(0.8, 1.2), -7))
+            events.append((cal.before(m.end_day - int(rng.integers(0, 21))), credit, terms))
+        if habit == DEFAULTER and default_day >= 0:
+            events.append((cal.after(int(default_day) + 60), 0, 0))
+        created_day = int(created_us) // US // 86_400 + 1
         for day, cr, te in sorted(events):
             if created_day < day <= m.end_day:
                 us = int(local_us(np.array([day]), business_seconds(rng, 1))[0])

@@ -77,7 +77,7 @@ def is_open(days: I64) -> np.ndarray:
     holiday = np.zeros(len(days), dtype=bool)
     for m, d in FIXED_HOLIDAYS:
         holiday |= (month == m) & (dom == d)
-    return (weekday(days) != 6) & ~holiday & ~is_tet_closed(days)
+    return np.asarray((weekday(days) != 6) & ~holiday & ~is_tet_closed(days), dtype=bool)
 
 
 def next_open(days: I64, open_days: I64) -> I64:

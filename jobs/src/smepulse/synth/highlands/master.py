@@ -251,13 +251,17 @@ def make_customers(rng: Rng, scale: float, start: int, end: int) -> pd.DataFrame
             elif segment == WHOLESALE:
                 kind = rng.choice(["Đại lý VTNN", "Cửa hàng Phân bón", "Đại lý"])
                 name = f"{kind} {rng.choice(_GIVEN_M + _GIVEN_F)} - {district}"
+                # A third of the agents sell to farmers on crop credit themselves and settle
+                # with the trader from the harvest ("gối đầu" until the coffee is sold).
                 habit = int(
                     rng.choice(
-                        [EARLY, ON_TIME, LATE, PARTIAL, DEFAULTER],
-                        p=[0.10, 0.50, 0.22, 0.12, 0.06],
+                        [EARLY, ON_TIME, LATE, PARTIAL, DEFAULTER, HARVEST_PAY],
+                        p=[0.06, 0.32, 0.15, 0.10, 0.05, 0.32],
                     )
                 )
                 terms = int(rng.choice([30, 45, 60], p=[0.3, 0.4, 0.3]))
+                if habit == HARVEST_PAY:
+                    terms = int(rng.choice([90, 120]))
                 credit = int(rng.integers(30, 200)) * 10_000_000
                 tax = _tax_code(rng, province)
             else:
@@ -316,18 +320,18 @@ def make_suppliers(rng: Rng, start: int) -> pd.DataFrame:
 def make_products(rng: Rng, start: int) -> pd.DataFrame:
     rows = []
     brands = ("Cao Nguyên Xanh", "Miền Đông", "Việt Tây", "Ea Tam")
-    for name, category, price in _PRODUCT_TYPES:
+    for name, category, list_price in _PRODUCT_TYPES:
         n_brands = 3 if category == FERTILISER and "bao 50kg" in name else 1
         for b in range(n_brands):
             label = f"{name} - {brands[b]}" if n_brands > 1 else name
-            p = int(round_to(np.array([price * rng.uniform(0.93, 1.08)]), 1000)[0])
+            unit = int(round_to(np.array([list_price * rng.uniform(0.93, 1.08)]), 1000)[0])
             margin = rng.uniform(0.05, 0.10) if category == FERTILISER else rng.uniform(0.12, 0.3)
             rows.append(
                 {
                     "name": label,
                     "category": category,
-                    "price": p,
-                    "cost": int(round(p * (1 - margin), -2)),
+                    "price": unit,
+                    "cost": int(round(unit * (1 - margin), -2)),
                     "popularity": rng.lognormal(0, 0.6),
                 }
             )

@@ -81,7 +81,7 @@ def make_purchases(rng: Rng, m: Master, s: Sales) -> Purchases:
         w = week - m.start_day
         for cat in range(5):
             value = cogs[cat, w + 7 : w + 42].sum() / 5 * STOCK_FACTOR[month - 1]
-            value *= rng.uniform(0.8, 1.05)  # stock is drawn down as well as built
+            value *= rng.uniform(0.78, 1.0)  # stock is drawn down as well as built
             if value < 0.3 * BILL_SIZE[cat]:
                 continue
             k = max(1, int(rng.poisson(value / BILL_SIZE[cat])))
@@ -100,9 +100,9 @@ def make_purchases(rng: Rng, m: Master, s: Sales) -> Purchases:
         )
         if last > m.end_day:
             continue
-        value = net[inv_month == ms].sum() * HAULAGE_SHARE
-        for h, share in zip(hauliers, (2 / 3, 1 / 3), strict=False):
-            rows.append((int(h), last, int(value * share * rng.uniform(0.9, 1.1))))
+        haul = float(net[inv_month == ms].sum()) * HAULAGE_SHARE
+        for h, part in zip(hauliers, (2 / 3, 1 / 3), strict=False):
+            rows.append((int(h), last, int(haul * part * rng.uniform(0.9, 1.1))))
     b = pd.DataFrame(rows, columns=["supplier", "day", "net"])
     b = b[(b["day"] >= m.start_day) & (b["day"] <= m.end_day)]
     cat = sup["category"].to_numpy()[b["supplier"].to_numpy()]
@@ -123,19 +123,25 @@ def make_purchases(rng: Rng, m: Master, s: Sales) -> Purchases:
 def _pay(rng: Rng, m: Master, b: pd.DataFrame, open_days: I64) -> pd.DataFrame:
     runs = payment_runs(m.start_day, m.end_day + 400)
     rows: list[tuple[int, int, int, int]] = []  # bill, day, amount, method
-    for i, bill in enumerate(b.itertuples()):
-        if bill.cancelled_us >= 0:
+    bills = zip(
+        b["day"].to_numpy().tolist(),
+        b["due_day"].to_numpy().tolist(),
+        b["total"].to_numpy().tolist(),
+        b["cancelled_us"].to_numpy().tolist(),
+        strict=True,
+    )
+    for i, (issue, due, total, cancelled) in enumerate(bills):
+        if cancelled >= 0:
             continue
-        r = int(np.searchsorted(runs, max(bill.due_day - 3, bill.day + 1)))
+        r = int(np.searchsorted(runs, max(due - 3, issue + 1)))
         month = int(ymd(runs[r : r + 1])[1][0])
         if 4 <= month <= 10 and rng.random() < 0.45:
             r += 1  # cash is tied up in stock and crop credit until the harvest
         off = int(tet_offsets(runs[r : r + 1])[0])
         if -20 <= off <= 20:  # clear the bills of the holiday before closing for Tết
-            before = runs[(runs < runs[r] - off - 2) & (runs > bill.day)]
+            before = runs[(runs < runs[r] - off - 2) & (runs > issue)]
             if len(before):
                 r = int(np.searchsorted(runs, before[-1]))
-        total = int(bill.total)
         if total > SPLIT_ABOVE:
             first = int(total * rng.uniform(0.4, 0.6) // 1_000_000 * 1_000_000)
             parts = [(r, first), (r + 1, total - first)]

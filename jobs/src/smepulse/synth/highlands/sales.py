@@ -30,6 +30,7 @@ from smepulse.synth.highlands.master import (
     ENTERPRISE,
     FERTILISER,
     FERTILISER_VAT_BP_FROM_2025_07,
+    HARVEST_PAY,
     LATE,
     PARTIAL,
     RETAIL,
@@ -215,7 +216,7 @@ def _plan_payments(
         if rng.random() < 0.92:
             return [(issue, total)]
         return [(issue + int(rng.integers(1, 15)), total)]
-    if segment == RETAIL:
+    if segment == RETAIL or habit == HARVEST_PAY:
         first = max(issue, _harvest_day(issue, cust["harvest_offset"], rng))
     elif habit == LATE:
         first = due + int(cust["delay_mean"] * rng.gamma(3.0) / 3.0)
@@ -227,18 +228,27 @@ def _plan_payments(
         target = total if rng.random() < 0.65 else int(total * rng.uniform(0.5, 0.85))
         gaps = np.cumsum(np.concatenate([[0], rng.integers(10, 41, size=k - 1)]))
         return [(first + int(g), a) for g, a in zip(gaps, _split(rng, target, k), strict=False)]
-    k = 2 if rng.random() < (0.3 if segment == RETAIL else 0.1) else 1
+    if habit == HARVEST_PAY and segment == WHOLESALE:
+        k = int(rng.integers(1, 4))  # as its own farmers pay
+    else:
+        k = 2 if rng.random() < (0.3 if segment == RETAIL else 0.1) else 1
     parts = _split(rng, total, k)
     return [(first + i * int(rng.integers(15, 46)), a) for i, a in enumerate(parts)]
 
 
-def _method(rng: Rng, segment: int, habit: int) -> int:
-    if segment == ENTERPRISE:
-        return TRANSFER
-    if segment == WHOLESALE:
-        return TRANSFER if rng.random() < 0.92 else CASH_M
-    p = [0.28, 0.62, 0.03, 0.07] if habit == CASH else [0.45, 0.45, 0.0, 0.10]
-    return int(rng.choice([TRANSFER, CASH_M, CARD, EWALLET], p=p))
+def _methods(rng: Rng, segment: I64, habit: I64) -> I64:
+    """Payment methods: companies transfer; agents mostly transfer; farmers who buy for cash
+    mostly pay cash at the counter, crop-credit farmers half cash, half transfer."""
+    n = len(segment)
+    u = rng.random(n)
+    cash_buyer = np.select([u < 0.28, u < 0.90, u < 0.93], [TRANSFER, CASH_M, CARD], EWALLET)
+    credit_farmer = np.select([u < 0.45, u < 0.90], [TRANSFER, CASH_M], EWALLET)
+    farmer = np.where(habit == CASH, cash_buyer, credit_farmer)
+    agent = np.where(u < 0.92, TRANSFER, CASH_M)
+    return np.asarray(
+        np.select([segment == ENTERPRISE, segment == WHOLESALE], [TRANSFER, agent], farmer),
+        dtype=np.int64,
+    )
 
 
 def make_sales(rng: Rng, m: Master, n_invoices: int) -> Sales:
@@ -278,7 +288,9 @@ def make_sales(rng: Rng, m: Master, n_invoices: int) -> Sales:
     index_a = price_index(day_a)
     catalog = _Catalog.of(m)
     habits = c[["habit", "harvest_offset", "delay_mean", "delay_sd", "default_day"]]
-    cust_info = [{k: float(v) for k, v in row.items()} for row in habits.to_dict("records")]
+    cust_info: list[dict[str, float]] = [
+        {str(k): float(v) for k, v in row.items()} for row in habits.to_dict("records")
+    ]
     line_df = _all_lines(rng, catalog, seg_a, month_a, index_a)
     rate = np.where(
         (line_df["category"].to_numpy() == FERTILISER)
@@ -291,15 +303,15 @@ def make_sales(rng: Rng, m: Master, n_invoices: int) -> Sales:
     vat = np.bincount(line_df["invoice"], weights=line_vat, minlength=len(day_a))
     total = (net + vat).astype(np.int64)
     due = day_a + terms
-    pays: list[tuple[int, int, int, int]] = []
+    pays: list[tuple[int, int, int]] = []
     for i in np.flatnonzero(cancelled < 0):
         segment, day = int(seg_a[i]), int(day_a[i])
-        cust = cust_info[int(cust_a[i])]
-        default_day = int(cust["default_day"])
-        for pay_day, amount in _plan_payments(rng, cust, segment, day, int(due[i]), int(total[i])):
+        info = cust_info[int(cust_a[i])]
+        default_day = int(info["default_day"])
+        for pay_day, amount in _plan_payments(rng, info, segment, day, int(due[i]), int(total[i])):
             if 0 <= default_day <= pay_day:
                 continue
-            pays.append((int(i), pay_day, amount, _method(rng, segment, int(cust["habit"]))))
+            pays.append((int(i), pay_day, amount))
     channel = [_channel(rng, int(x)) for x in seg_a]
     inv_rows = list(zip(day_a, due, channel, total, vat.astype(np.int64), strict=True))
     inv = pd.DataFrame(inv_rows, columns=["day", "due_day", "channel", "total", "vat"])
@@ -310,12 +322,14 @@ def make_sales(rng: Rng, m: Master, n_invoices: int) -> Sales:
 
 
 def _payments(
-    rng: Rng, m: Master, inv: pd.DataFrame, pays: list[tuple[int, int, int, int]], open_days: I64
+    rng: Rng, m: Master, inv: pd.DataFrame, pays: list[tuple[int, int, int]], open_days: I64
 ) -> pd.DataFrame:
-    p = pd.DataFrame(pays, columns=["invoice", "day", "amount", "method"])
+    p = pd.DataFrame(pays, columns=["invoice", "day", "amount"])
     p["customer"] = inv["customer"].to_numpy()[p["invoice"].to_numpy()]
     seg = m.customers["segment"].to_numpy()[p["customer"].to_numpy()]
-    method = p["method"].to_numpy()
+    habit = m.customers["habit"].to_numpy()[p["customer"].to_numpy()]
+    method = _methods(rng, seg, habit)
+    p["method"] = method
     day = p["day"].to_numpy()
     # Cash is paid at the shop and companies pay on working days; people transfer any day
     # but the Tết closure is quiet for everyone.
