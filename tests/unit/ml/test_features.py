@@ -70,7 +70,7 @@ def test_cutoff_drops_transactions_after_the_local_business_date() -> None:
     assert out["txn_id"].tolist() == ["A"]
 
 
-def test_duplicate_night_and_round_new_counterparty_stand_out() -> None:
+def test_profiles_single_out_duplicate_size_hour_and_new_round_payee() -> None:
     rows = [
         _row(f"N{i:02d}", f"2026-06-{1 + i:02d} 10:00", -(5_000_000 + 1_234 * i), "Landlord")
         for i in range(10)
@@ -79,26 +79,41 @@ def test_duplicate_night_and_round_new_counterparty_stand_out() -> None:
         _row("DUP", "2026-06-10 10:05", -(5_000_000 + 1_234 * 9), "Landlord"),  # 5 min after N09
         _row("BIG", "2026-06-11 11:00", -60_000_000 - 4_321, "Landlord"),
         _row("NIGHT", "2026-06-12 02:14", -5_003_000, "Landlord"),
-        _row("NEW", "2026-06-13 15:00", -200_000_000, "Nobody Seen Before", "other"),
+        _row("NEW", "2026-06-13 15:00", -200_000_000, "Nobody Seen Before"),
     ]
     out = build_features(pd.DataFrame(rows)).set_index("txn_id")
+    # Duplicate: the same payment 5 minutes earlier; N05 never repeated (capped at 30 days).
     assert out.loc["DUP", "repeat_gap"] == pytest.approx(np.log1p(5 / 60))
-    assert out.loc["N05", "repeat_gap"] == pytest.approx(
-        np.log1p(24 * 30)
-    )  # no earlier same payment
-    assert out.loc["BIG", "amount_excess"] > np.log(10)
+    assert out.loc["N05", "repeat_gap"] == pytest.approx(np.log1p(24 * 30))
+    # Daily payments (gap 24 h, no spread -> floor 0.5): 5 minutes is far below the usual gap.
+    assert out.loc["DUP", "gap_z"] == pytest.approx((np.log1p(5 / 60) - np.log1p(24)) / 0.5)
+    # Size: 12x the landlord's usual, upward only; a usual payment is not unusual.
+    assert out.loc["BIG", "amount_log_ratio"] > np.log(10)
     assert out.loc["BIG", "amount_z"] >= 3
-    assert out.loc["N05", "amount_excess"] < 0.1
-    assert out.loc["NIGHT", "hours_outside_business"] == pytest.approx(7 - (2 + 14 / 60))
-    assert out.loc["N05", "hours_outside_business"] == 0
-    assert out.loc["NEW", "new_and_round"] == 1 and out.loc["NEW", "round_zeros"] == 8
-    assert out.loc["BIG", "new_and_round"] == 0
+    assert out.loc["N05", "amount_z"] < 0.5
+    # Hour: 12 earlier supplier payments, none at 02:00 -> share (0+1)/(12+24) vs 1/24.
+    assert out.loc["NIGHT", "hour_rarity"] == pytest.approx(np.log(36 / 24))
+    assert out.loc["NIGHT", "hour_share"] == 0
+    # New payee, 8 trailing zeros where the category's usual is 0 (13 earlier, median 0).
+    assert out.loc["NEW", "newness"] == 1 and out.loc["NEW", "roundness"] == 8
+    assert out.loc["BIG", "newness"] == pytest.approx(1 / 12)  # 11 earlier with the landlord
 
     assert "12× this counterparty's usual" in explain(out.loc["BIG"])
-    assert "at 02:14, outside business hours" in explain(out.loc["NIGHT"])
     assert "possible duplicate" in explain(out.loc["DUP"]) and "5 min" in explain(out.loc["DUP"])
     assert "new counterparty, round amount (200,000,000 ₫)" in explain(out.loc["NEW"])
     assert explain(out.loc["N05"]) == "unusual combination of amount, time and counterparty"
+
+
+def test_hour_profile_is_learned_per_category() -> None:
+    # 60 payments at 10:00, then one at 03:00: share (0+1)/(60+24); explained in words.
+    rows = [
+        _row(f"D{i:02d}", f"2026-05-{1 + i % 28:02d} 10:{i:02d}", -(1_000_000 + 7 * i), f"S{i % 5}")
+        for i in range(60)
+    ]
+    rows.append(_row("LATE", "2026-06-02 03:10", -1_000_123, "S1"))
+    out = build_features(pd.DataFrame(rows)).set_index("txn_id")
+    assert out.loc["LATE", "hour_rarity"] == pytest.approx(np.log(84 / 24))
+    assert "at 03:10, an hour with 0.0 % of earlier supplier payments" in explain(out.loc["LATE"])
 
 
 def test_feature_matrix_is_float_and_complete(txns: pd.DataFrame) -> None:

@@ -20,7 +20,7 @@ from types import MappingProxyType
 import pyarrow as pa
 from vietnam_provinces import Province
 
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"  # 1.1: the optional alert_feedback table (UC10 verdicts)
 
 #: Schema metadata key the generator stamps on every file it writes (informational only).
 VERSION_METADATA_KEY = b"smepulse.bronze_contract_version"
@@ -48,6 +48,7 @@ TXN_CATEGORIES = (
     "other",
 )
 CURRENCIES = ("VND",)
+VERDICTS = ("confirmed", "false_positive")
 #: The vietnam-provinces package's numeric province codes, as text ("1" Hà Nội, "79" HCMC).
 PROVINCE_CODES = tuple(str(int(p.code)) for p in Province.iter_all())
 
@@ -92,6 +93,8 @@ class TableContract:
     ordered: tuple[tuple[str, str], ...] = ()
     may_be_future: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: An optional table may be absent (no file yet); when present it is validated in full.
+    optional: bool = False
 
     @property
     def schema(self) -> pa.Schema:
@@ -335,15 +338,47 @@ TABLES: Mapping[str, TableContract] = MappingProxyType(
     }
 )
 
+#: The business data every ingestion (and the generator) delivers.
 TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
+
+ALERT_FEEDBACK = TableContract(
+    "alert_feedback",
+    "Users' verdicts on UC10 anomaly alerts (written by `smepulse alerts review`, or committed "
+    "by a GitOps user); UC10's labels and the source of kpi_alert_precision.",
+    (
+        _c("feedback_id", ID, "Verdict key (one per recorded verdict)."),
+        _c("txn_id", ID, "The reviewed bank transaction."),
+        _c("verdict", ID, "confirmed (a real problem) or false_positive."),
+        _c("note", ID, "Free-text note of the reviewer.", True),
+        _c("model_name", ID, "Registered model that raised the alert, if known.", True),
+        _c("model_version", ID, "Its version.", True),
+        _c("alert_date", DATE, "Logical date of the run that raised the alert, if known.", True),
+        _c("reviewed_by", ID, "Who recorded the verdict.", True),
+        _UPDATED,
+    ),
+    key=("feedback_id",),
+    foreign_keys=(ForeignKey("txn_id", "bank_transactions", "txn_id"),),
+    enums={"verdict": VERDICTS},
+    notes=(
+        "Append-only: a later verdict on the same txn_id (newest updated_at) replaces an earlier "
+        "one; nothing is rewritten.",
+        "Optional: absent until the first verdict is recorded.",
+    ),
+    optional=True,
+)
+
+#: Every table of the contract: the business data plus the optional feedback tables.
+ALL_TABLES: Mapping[str, TableContract] = MappingProxyType(
+    {**TABLES, ALERT_FEEDBACK.name: ALERT_FEEDBACK}
+)
 
 
 def contract(table: str) -> TableContract:
     """The contract of ``table``; KeyError naming the known tables otherwise."""
     try:
-        return TABLES[table]
+        return ALL_TABLES[table]
     except KeyError:
-        raise KeyError(f"unknown bronze table {table!r}; known: {', '.join(TABLE_NAMES)}") from None
+        raise KeyError(f"unknown bronze table {table!r}; known: {', '.join(ALL_TABLES)}") from None
 
 
 def stamped_schema(table: str) -> pa.Schema:

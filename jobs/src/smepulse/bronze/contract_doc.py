@@ -15,9 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from smepulse.bronze.contract import (
+    ALL_TABLES,
     CONTRACT_VERSION,
     PROVINCE_CODES,
-    TABLES,
     TableContract,
 )
 from smepulse.bronze.validate_rules import MAX_LISTED, RULES
@@ -146,7 +146,7 @@ def _table(c: TableContract) -> list[str]:
 def render_markdown() -> str:
     """The whole contract document."""
     parts = [_INTRO, "## Tables", ""]
-    for c in TABLES.values():
+    for c in ALL_TABLES.values():
         parts += _table(c)
     parts += [
         "## Validation rules",

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
-from smepulse.bronze.contract import CONTRACT_VERSION, TABLES, TableContract
+from smepulse.bronze.contract import ALL_TABLES, CONTRACT_VERSION, TableContract
 from smepulse.bronze.store import BronzeFile, BronzeStore, open_store
 from smepulse.bronze.validate_rules import (
     MAX_LISTED,
@@ -180,14 +180,18 @@ def validate(
     cache = CleanCache(
         cache_path, f"{RULES_VERSION}|{CONTRACT_VERSION}|{timezone}|{extract_lag_hours}"
     )
-    parent_columns = {fk.parent: fk.parent_column for c in TABLES.values() for fk in c.foreign_keys}
+    parent_columns = {
+        fk.parent: fk.parent_column for c in ALL_TABLES.values() for fk in c.foreign_keys
+    }
     loaded: dict[str, list[tuple[BronzeFile, pa.Table, set[str]]]] = {}
     parent_chunks: dict[str, list[pa.Array]] = {}
     fresh_groups: dict[str, list[BronzeFile]] = {}
-    for name, c in TABLES.items():
+    for name, c in ALL_TABLES.items():
         all_files = store.list_files(name)
         files = [f for f in all_files if f.ingest_date <= logical_date]
         result.ignored_later_files += len(all_files) - len(files)
+        if not files and c.optional:
+            continue
         if not files:
             problems.add(
                 f"{store.root.rstrip('/')}/{name}/",
@@ -248,7 +252,7 @@ def validate(
     }
     for name, entries in loaded.items():
         for f, data, usable in entries:
-            check_foreign_keys(TABLES[name], data, usable, f.uri, parent_keys, problems)
+            check_foreign_keys(ALL_TABLES[name], data, usable, f.uri, parent_keys, problems)
     if result.ok:
         # Only a wholly clean run records verdicts: a parent that failed to load would
         # otherwise let its children's foreign keys pass unchecked.

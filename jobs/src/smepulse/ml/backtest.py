@@ -28,7 +28,7 @@ import pandas as pd
 
 from smepulse.ml.cashflow import CashflowModel, CashflowSpec
 from smepulse.ml.features import feature_matrix
-from smepulse.ml.protocol import FloatArray
+from smepulse.ml.protocol import BoolArray, FloatArray
 from smepulse.ml.uc09_models import SEASON
 from smepulse.ml.uc10_models import AnomalyModel, AnomalySpec
 
@@ -134,7 +134,7 @@ def backtest_cashflow(
 
 @dataclass
 class DetectionScore:
-    """UC10 figures of one detector on one evaluation window."""
+    """UC10 figures of one detector on one evaluation window (at its served threshold)."""
 
     label: str
     window_start: str
@@ -145,12 +145,100 @@ class DetectionScore:
     average_precision: float
     precision_at_k: float
     alert_rate: float
+    max_weekly_alert_rate: float
+    precision_at_threshold: float
     recall_at_threshold: float
     threshold: float
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
         skip = {"label", "window_start", "window_end"}
         return {f"{prefix}{k}": float(v) for k, v in asdict(self).items() if k not in skip}
+
+
+@dataclass
+class Holdout:
+    """A detector fitted on the transactions before a window and the window's scores."""
+
+    window: pd.DataFrame
+    scores: FloatArray
+    model: AnomalyModel
+
+
+def holdout(
+    features: pd.DataFrame, spec: AnomalySpec, window_start: dt.date, window_end: dt.date
+) -> Holdout:
+    """Fit ``spec`` on transactions before ``window_start``; score [window_start, window_end]."""
+    day = features["local_at"].dt.date
+    train = features[day < window_start]
+    window = features[(day >= window_start) & (day <= window_end)].reset_index(drop=True)
+    if len(train) < 100 or window.empty:
+        raise ValueError(
+            f"UC10 evaluation needs transactions before {window_start} (got {len(train)}) "
+            f"and inside {window_start}..{window_end} (got {len(window)})"
+        )
+    model = AnomalyModel(spec).fit(feature_matrix(train))
+    return Holdout(window, model.score(feature_matrix(window)), model)
+
+
+def weekly_alert_rates(local_at: pd.Series, flags: BoolArray, window_end: dt.date) -> list[float]:
+    """Alert rate of each 7-day block counted back from ``window_end`` (empty blocks skipped)."""
+    age = np.asarray([(window_end - d).days // 7 for d in local_at.dt.date], dtype=int)
+    return [float(flags[age == block].mean()) for block in sorted(set(age.tolist()))]
+
+
+def top_agreement(a: FloatArray, b: FloatArray, k: int) -> float:
+    """Share of ``a``'s top ``k`` rows that are also among ``b``'s top ``k`` (0..1)."""
+    if k <= 0 or len(a) == 0:
+        return float("nan")
+    k = min(k, len(a))
+    top_a = set(np.argsort(-a, kind="stable")[:k].tolist())
+    top_b = set(np.argsort(-b, kind="stable")[:k].tolist())
+    return len(top_a & top_b) / k
+
+
+def score_holdout(
+    fitted: Holdout, anomaly_ids: set[str], label: str, scope: set[str] | None = None
+) -> DetectionScore:
+    """The figures of a holdout against labels (ranking figures NaN without a labelled row).
+
+    ``scope``: when only some rows carry a label (users' verdicts), the ranking and threshold
+    figures are computed over those rows only; None means every row is labelled (planted).
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    window, model = fitted.window, fitted.model
+    flags_all = model.flag(fitted.scores)
+    ids = window["txn_id"].astype(str)
+    inside = np.ones(len(window), bool) if scope is None else ids.isin(scope).to_numpy()
+    scores, flags = fitted.scores[inside], flags_all[inside]
+    truth = ids[inside].isin(anomaly_ids).to_numpy()
+    k = int(truth.sum())
+    nan = float("nan")
+    if 0 < k < len(truth):
+        top = np.argsort(-scores, kind="stable")[:k]
+        roc, ap, pak = (
+            roc_auc_score(truth, scores),
+            average_precision_score(truth, scores),
+            truth[top].mean(),
+        )
+    else:
+        roc = ap = pak = nan
+    end = max(window["local_at"].dt.date)
+    return DetectionScore(
+        label=label,
+        window_start=str(min(window["local_at"].dt.date)),
+        window_end=str(end),
+        n_transactions=len(window),
+        k=k,
+        roc_auc=float(roc),
+        average_precision=float(ap),
+        precision_at_k=float(pak),
+        alert_rate=float(flags_all.mean()),
+        max_weekly_alert_rate=max(weekly_alert_rates(window["local_at"], flags_all, end)),
+        precision_at_threshold=float(truth[flags].mean()) if k and flags.any() else nan,
+        recall_at_threshold=float(flags[truth].mean()) if k else nan,
+        threshold=float(model.threshold or 0.0),
+    )
 
 
 def evaluate_detector(
@@ -165,41 +253,4 @@ def evaluate_detector(
     ``features`` comes from :func:`~smepulse.ml.features.build_features`; dates are local
     business dates. With no labelled anomaly in the window the ranking figures are NaN.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    day = features["local_at"].dt.date
-    train = features[day < window_start]
-    window = features[(day >= window_start) & (day <= window_end)]
-    if len(train) < 100 or window.empty:
-        raise ValueError(
-            f"UC10 evaluation needs transactions before {window_start} (got {len(train)}) "
-            f"and inside {window_start}..{window_end} (got {len(window)})"
-        )
-    model = AnomalyModel(spec).fit(feature_matrix(train))
-    scores = model.score(feature_matrix(window))
-    truth = window["txn_id"].astype(str).isin(anomaly_ids).to_numpy()
-    k = int(truth.sum())
-    flags = model.flag(scores)
-    nan = float("nan")
-    if 0 < k < len(truth):
-        top = np.argsort(-scores, kind="stable")[:k]
-        roc, ap, pak = (
-            roc_auc_score(truth, scores),
-            average_precision_score(truth, scores),
-            truth[top].mean(),
-        )
-    else:
-        roc = ap = pak = nan
-    return DetectionScore(
-        label=spec.kind,
-        window_start=str(window_start),
-        window_end=str(window_end),
-        n_transactions=len(window),
-        k=k,
-        roc_auc=float(roc),
-        average_precision=float(ap),
-        precision_at_k=float(pak),
-        alert_rate=float(flags.mean()),
-        recall_at_threshold=float(flags[truth].mean()) if k else nan,
-        threshold=float(model.threshold or 0.0),
-    )
+    return score_holdout(holdout(features, spec, window_start, window_end), anomaly_ids, spec.kind)

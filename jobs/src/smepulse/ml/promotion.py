@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from smepulse.ml.uc10_models import ALERT_RATE_TOLERANCE
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -55,26 +53,48 @@ def decide(
     return Decision(False, f"{metric} {candidate:.4f} does not beat the champion's {champion:.4f}")
 
 
+#: Unlabelled promotion: the holdout alert rate may not exceed this multiple of the target in any
+#: week of the window (a detector that floods one week is not stable) ...
+MAX_WEEKLY_RATE_FACTOR = 3.0
+#: ... and at least this share of its top-k must also be among the baseline's top-k.
+MIN_AGREEMENT = 0.2
+
+
 def decide_unlabelled(
-    *, candidate_rate: float, champion_rate: float | None, target: float
+    *,
+    max_weekly_rate: float,
+    agreement: float,
+    target: float,
+    has_champion: bool,
+    candidate_is_fresher: bool,
 ) -> Decision:
-    """UC10 without labels: the alert-rate rule of the module docstring (pure)."""
-    low, high = target * (1 - ALERT_RATE_TOLERANCE), target * (1 + ALERT_RATE_TOLERANCE)
-    band = f"{100 * low:.1f}–{100 * high:.1f} %"
-    inside = low <= candidate_rate <= high
-    if champion_rate is None:
-        if inside:
-            return Decision(
-                True,
-                f"first champion (no labels): alert rate {100 * candidate_rate:.1f} % within {band}",
-            )
+    """UC10 without labels (pure): judged on the recent window the candidate did not train on.
+
+    ``max_weekly_rate`` is the highest weekly alert rate of the candidate fitted before that
+    window; ``agreement`` the share of its top-k scores that the robust-z baseline also ranks in
+    its top-k. Both must pass; then the candidate is promoted when there is no champion yet or it
+    has seen newer data than the champion (profiles age). Otherwise the champion — or, with
+    none, the registered baseline — keeps serving.
+    """
+    ceiling = MAX_WEEKLY_RATE_FACTOR * target
+    if math.isnan(max_weekly_rate) or max_weekly_rate > ceiling:
         return Decision(
-            False, f"no labels and alert rate {100 * candidate_rate:.1f} % outside {band}"
+            False,
+            f"no labels; unstable on the held-out window: a week with "
+            f"{100 * max_weekly_rate:.1f} % alerts (ceiling {100 * ceiling:.1f} %)",
         )
-    if not low <= champion_rate <= high and inside:
+    if math.isnan(agreement) or agreement < MIN_AGREEMENT:
         return Decision(
-            True,
-            f"no labels; champion's alert rate drifted to {100 * champion_rate:.1f} % (target {band}), "
-            f"candidate's is {100 * candidate_rate:.1f} %",
+            False,
+            f"no labels; on the held-out window only {100 * agreement:.0f} % of its top alerts "
+            f"are among the baseline's (needs {100 * MIN_AGREEMENT:.0f} %)",
         )
-    return Decision(False, "no labels to show the new version is better; champion kept")
+    checks = (
+        f"weekly alert rate ≤ {100 * max_weekly_rate:.1f} %, "
+        f"{100 * agreement:.0f} % top-alert agreement with the baseline on the held-out window"
+    )
+    if not has_champion:
+        return Decision(True, f"first champion (no labels): {checks}")
+    if candidate_is_fresher:
+        return Decision(True, f"no labels; newer data and {checks}")
+    return Decision(False, "no labels and no newer data than the champion; champion kept")

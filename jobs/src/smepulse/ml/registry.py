@@ -34,8 +34,11 @@ from smepulse.warehouse import duckdb_lock
 log = logging.getLogger(__name__)
 UC09_MODEL = "smepulse-uc09-cashflow"
 UC10_MODEL = "smepulse-uc10-anomaly"
+#: UC10's robust z-score baseline: registered beside every candidate (and by uc10-detect on a
+#: first run), it serves whenever UC10 has no champion.
+UC10_BASELINE_MODEL = "smepulse-uc10-baseline"
 CHAMPION = "champion"
-_USE_CASE = {UC09_MODEL: "UC09", UC10_MODEL: "UC10"}
+_USE_CASE = {UC09_MODEL: "UC09", UC10_MODEL: "UC10", UC10_BASELINE_MODEL: "UC10 baseline"}
 
 
 @contextlib.contextmanager
@@ -196,6 +199,24 @@ def latest(client: Any, model_name: str) -> RegisteredVersion | None:
     if not versions:
         return None
     return _version(client, max(versions, key=lambda mv: int(mv.version)))
+
+
+def latest_as_of(client: Any, model_name: str, day: dt.date) -> RegisteredVersion | None:
+    """The newest version of ``model_name`` trained as of ``day`` or earlier, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'")
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    usable = [
+        mv for mv in versions if (mv.tags or {}).get("logical_date", "9999") <= day.isoformat()
+    ]
+    if not usable:
+        return None
+    return _version(client, max(usable, key=lambda mv: int(mv.version)))
 
 
 def promote(client: Any, model_name: str, version: str, reason: str) -> None:

@@ -9,10 +9,11 @@ For each use case the candidate is the newest registered version. The rule (:fun
    when the specs are equal, otherwise re-computed now. An exact tie means the same approach on
    the same folds; the candidate then wins only if it has seen more recent data.
 
-UC10 without labels (a real customer's data) has no quality figure. Documented rule: the
-candidate is promoted when there is no champion yet, or when the champion's alert rate on the
-last window has drifted outside the target band (±25 % of the target rate) and the candidate's
-is inside it; otherwise the champion stays ("no labels to show the new version is better").
+UC10's labels are the generator's planted anomalies and/or users' verdicts (``smepulse alerts
+review``). Without any (a real customer's first weeks) there is no quality figure; the candidate
+is then judged on the held-out window it did not train on (:func:`decide_unlabelled`): its
+alert rate must stay stable week by week and its top alerts must overlap the baseline's. While
+nothing is promoted, ``uc10-detect`` serves the registered robust-z baseline.
 
 Every decision and its reason go to the version's ``validation`` tag, the log, and one JSON
 document: ``<home>/ml/validation-<logical date>.json``.
@@ -147,42 +148,33 @@ def validate_uc09(settings: Settings, client: Any) -> Outcome | None:
     return _apply(client, name, candidate, champion, decision, figures)
 
 
-def champion_figures_uc10(
-    settings: Settings,
-    client: Any,
-    candidate: Any,
-    champion: Any,
-    labelled: bool,
-    candidate_ap: float,
-) -> dict[str, float]:
-    """The UC10 champion's figure on the candidate's evaluation (see the module docstring)."""
-    from smepulse.ml.backtest import evaluate_detector
-    from smepulse.ml.data import load_anomaly_labels, load_transactions
-    from smepulse.ml.features import build_features, feature_matrix
+def champion_ap_uc10(
+    settings: Settings, candidate: Any, champion: Any, candidate_ap: float
+) -> float:
+    """The UC10 champion's average precision on the candidate's held-out window and labels."""
+    from smepulse.ml.backtest import holdout, score_holdout
+    from smepulse.ml.data import load_transactions
+    from smepulse.ml.features import build_features
+    from smepulse.ml.uc10_feedback import load_labels
     from smepulse.ml.uc10_models import AnomalySpec
 
-    if labelled and champion.tags.get("spec") == candidate.tags.get("spec"):
-        return {"average_precision": candidate_ap}
+    if champion.tags.get("spec") == candidate.tags.get("spec"):
+        return candidate_ap
     end = dt.date.fromisoformat(candidate.logical_date)
     features = build_features(load_transactions(settings, end), settings.timezone, cutoff=end)
-    if labelled:
-        start, stop = (dt.date.fromisoformat(d) for d in candidate.tags["eval_window"].split(".."))
-        spec = AnomalySpec(**json.loads(champion.tags["spec"]))
-        score = evaluate_detector(
-            features, load_anomaly_labels(settings) or set(), spec, start, stop
-        )
-        return {"average_precision": score.average_precision}
-    # No labels: how many alerts the champion's own fitted model raises on the last window.
-    model = registry.load_version(client, champion).model
-    window_start = end - dt.timedelta(days=settings.ml_anomaly_window_days - 1)
-    recent = features[features["local_at"].dt.date >= window_start]
-    rate = (
-        float(model.flag(model.score(feature_matrix(recent))).mean()) if len(recent) else math.nan
-    )
-    return {"recent_alert_rate": rate}
+    start, stop = (dt.date.fromisoformat(d) for d in candidate.tags["eval_window"].split(".."))
+    spec = AnomalySpec(**json.loads(champion.tags["spec"]))
+    labels = load_labels(settings, end)
+    fitted = holdout(features, spec, start, stop)
+    return score_holdout(
+        fitted, labels.positives, spec.kind, scope=labels.reviewed
+    ).average_precision
 
 
 def validate_uc10(settings: Settings, client: Any) -> Outcome | None:
+    """UC10: with labels (planted and/or users' verdicts) the average-precision rule of
+    :func:`decide`; without, :func:`decide_unlabelled` on the held-out window's figures that
+    ``uc10-train`` logged (never on the candidate's own training data)."""
     name = registry.UC10_MODEL
     candidate, champion = _candidate_and_champion(client, name)
     if candidate is None:
@@ -193,35 +185,41 @@ def validate_uc10(settings: Settings, client: Any) -> Outcome | None:
     labelled = candidate.tags.get("has_labels") == "true" and "average_precision" in metrics
     figures: dict[str, Any] = {
         "labelled": labelled,
+        "label_source": candidate.tags.get("label_source"),
+        "candidate_kind": candidate.tags.get("model_kind"),
         "candidate_average_precision": metrics.get("average_precision", math.nan),
         "baseline_average_precision": metrics.get("baseline_average_precision", math.nan),
         "candidate_roc_auc": metrics.get("roc_auc", math.nan),
         "candidate_precision_at_k": metrics.get("precision_at_k", math.nan),
-        "candidate_recent_alert_rate": metrics.get("recent_alert_rate", math.nan),
+        "candidate_holdout_alert_rate": metrics.get("alert_rate", math.nan),
+        "candidate_max_weekly_alert_rate": metrics.get("max_weekly_alert_rate", math.nan),
+        "top_agreement_with_baseline": metrics.get("top_agreement", math.nan),
     }
-    champ = (
-        champion_figures_uc10(
-            settings, client, candidate, champion, labelled, figures["candidate_average_precision"]
-        )
-        if champion is not None
-        else None
-    )
-    if champ is not None:
-        figures.update({f"champion_{k}": v for k, v in champ.items()})
     if labelled:
+        champ = (
+            None
+            if champion is None
+            else champion_ap_uc10(
+                settings, candidate, champion, figures["candidate_average_precision"]
+            )
+        )
+        if champ is not None:
+            figures["champion_average_precision"] = champ
         decision = decide(
             metric="average precision",
             candidate=figures["candidate_average_precision"],
             baseline=figures["baseline_average_precision"],
-            champion=None if champ is None else champ["average_precision"],
+            champion=champ,
             lower_is_better=False,
             candidate_is_fresher=_fresher(candidate, champion),
         )
     else:
         decision = decide_unlabelled(
-            candidate_rate=figures["candidate_recent_alert_rate"],
-            champion_rate=None if champ is None else champ["recent_alert_rate"],
+            max_weekly_rate=figures["candidate_max_weekly_alert_rate"],
+            agreement=figures["top_agreement_with_baseline"],
             target=float(json.loads(candidate.tags["spec"])["alert_rate"]),
+            has_champion=champion is not None,
+            candidate_is_fresher=_fresher(candidate, champion),
         )
     return _apply(client, name, candidate, champion, decision, figures)
 
