@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from smepulse import __version__
+from smepulse.catchup import DEFAULT_MAX_RUNS as DEFAULT_CATCH_UP_RUNS
 from smepulse.errors import ConfigError, StageError, StageSkipped
 from smepulse.logs import setup_logging
 from smepulse.settings import Settings
@@ -210,9 +211,31 @@ def run(
             "failed or cancelled) from its first stage that did not succeed.",
         ),
     ] = False,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up",
+            help="Run the days missed since the last logical date that succeeded, up to the "
+            "logical date (default today), oldest first (daily pipelines).",
+        ),
+    ] = False,
+    max_catch_up: Annotated[
+        int, typer.Option(min=1, max=366, help="At most this many days per catch-up.")
+    ] = DEFAULT_CATCH_UP_RUNS,
 ) -> None:
     """Run a pipeline on this machine: stages as subprocesses, in DAG order, parallel where allowed."""
     settings = load_settings()
+    if catch_up:
+        if from_stage or only or resume:
+            fail("--catch-up runs whole days: drop --from-stage/--only/--resume", 2)
+        from smepulse.runner.catchup import catch_up_locally
+
+        ok = guarded(
+            lambda: catch_up_locally(
+                settings, pipeline, _date(logical_date), max_catch_up, not no_trigger
+            )
+        )
+        raise typer.Exit(0 if ok else 1)
     from smepulse.runner import run_pipeline
 
     ok = guarded(
@@ -291,6 +314,17 @@ def submit(
         list[str] | None,
         typer.Option("--param", "-p", help="KEY=VALUE passed to stages (repeatable)."),
     ] = None,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up",
+            help="Also submit the days missed since the last logical date that succeeded, "
+            "oldest first, queued (daily pipelines).",
+        ),
+    ] = False,
+    max_catch_up: Annotated[
+        int, typer.Option(min=1, max=366, help="At most this many days per catch-up.")
+    ] = DEFAULT_CATCH_UP_RUNS,
 ) -> None:
     """Create a PipelineRun in the cluster, idempotently (deterministic name <pipeline>-<YYYYMMDD>)."""
     settings = load_settings(kube_namespace=namespace)
@@ -300,8 +334,13 @@ def submit(
         if not sep or not key:
             fail(f"--param {item!r}: expected KEY=VALUE", 2)
         params[key] = value
-    from smepulse_operator.submit import submit_run
+    from smepulse_operator.submit import submit_catch_up, submit_run
 
+    if catch_up:
+        guarded(
+            lambda: submit_catch_up(settings, pipeline, _date(logical_date), params, max_catch_up)
+        )
+        return
     guarded(lambda: submit_run(settings, pipeline, _date(logical_date), params))
 
 
@@ -320,6 +359,68 @@ def operator_cmd(
     from smepulse_operator.main import run_operator
 
     guarded(lambda: run_operator(settings, namespaces=namespace or [], standalone=standalone))
+
+
+alerts_app = typer.Typer(
+    help="UC10 alerts: list this week's, record verdicts (confirmed / false positive).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.callback()
+def alerts_list(ctx: typer.Context) -> None:
+    """List the alerts of the last uc10-detect run, with any verdict recorded."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from smepulse.ml.uc10_feedback import current_alerts
+
+    settings = load_settings()
+    frame = guarded(lambda: current_alerts(settings))
+    table = Table(title=f"UC10 alerts ({len(frame)})")
+    for column in ("rank", "txn_id", "txn_at (UTC)", "amount_vnd", "counterparty", "score",
+                   "reasons", "model", "verdict"):  # fmt: skip
+        table.add_column(column)
+    for row in frame.itertuples(index=False):
+        verdict = row.verdict if isinstance(row.verdict, str) else "-"
+        table.add_row(
+            str(row.anomaly_rank),
+            row.txn_id,
+            str(row.txn_at),
+            f"{int(row.amount_vnd):,}",
+            str(row.counterparty),
+            f"{row.anomaly_score:.3f}",
+            str(row.reasons),
+            f"{row.model_name} v{row.model_version}",
+            verdict,
+        )
+    Console().print(table)
+
+
+@alerts_app.command("review")
+def alerts_review(
+    txn_id: Annotated[str, typer.Argument(help="The bank transaction (txn_id) reviewed.")],
+    confirmed: Annotated[
+        bool, typer.Option("--confirmed", help="A real problem (an anomaly).")
+    ] = False,
+    false_positive: Annotated[
+        bool, typer.Option("--false-positive", help="Nothing wrong (a false alarm).")
+    ] = False,
+    note: Annotated[str | None, typer.Option(help="Free-text note.")] = None,
+) -> None:
+    """Record a verdict on an alert (a new file in the bronze table alert_feedback)."""
+    from smepulse.ml.uc10_feedback import CONFIRMED, FALSE_POSITIVE, review
+
+    if confirmed == false_positive:
+        fail("say exactly one of --confirmed or --false-positive", 2)
+    settings = load_settings()
+    verdict = CONFIRMED if confirmed else FALSE_POSITIVE
+    uri = guarded(lambda: review(settings, txn_id, verdict, note))
+    typer.echo(f"{txn_id}: {verdict} recorded in {uri}")
 
 
 @app.command("settings")
