@@ -18,15 +18,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+# No retry waits longer than this, however many attempts came before (exponential growth
+# from a 1-hour backoff would otherwise reach weeks by the tenth attempt).
+MAX_BACKOFF_SECONDS = 3600
+
+
 class RetryPolicy(_Model):
     limit: int = Field(1, ge=0, le=20)
     backoff_seconds: int = Field(30, ge=0, alias="backoffSeconds")
 
     def delay(self, attempt: int) -> int:
-        """Seconds to wait before attempt ``attempt`` (2 = the first retry): exponential."""
+        """Seconds to wait before attempt ``attempt`` (2 = the first retry): exponential,
+        at most :data:`MAX_BACKOFF_SECONDS`."""
         if attempt <= 1:
             return 0
-        return int(self.backoff_seconds * 2 ** (attempt - 2))
+        return min(MAX_BACKOFF_SECONDS, int(self.backoff_seconds * 2 ** (attempt - 2)))
 
 
 class Resources(_Model):

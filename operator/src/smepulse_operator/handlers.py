@@ -29,15 +29,22 @@ async def follow_run(
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def run_event(
-    event: kopf.RawEvent, body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    uid: str,
+    name: str,
+    namespace: str | None,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    """A spec change (cancel, suspend) wakes the run's daemon; a deletion drops its metrics."""
+    """A spec change (cancel, suspend, TTL) wakes the run's daemon, or follows a finished run
+    again; a deletion drops its metrics."""
     if event.get("type") == "DELETED":
         memo.runtime.reconciler.tracker.forget(uid)
     elif body.get("metadata", {}).get("generation") != body.get("status", {}).get(
         "observedGeneration"
     ):
-        memo.runtime.wake(uid)
+        memo.runtime.changed(namespace or "", name, uid, body)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT})

@@ -33,7 +33,19 @@ class ApiUnavailable(Exception):
 
 
 class ApiRejected(Exception):
-    """The API server refused a request for a reason retrying will not fix (RBAC, validation)."""
+    """The API server refused a request for a reason retrying will not fix (RBAC, validation).
+
+    ``status`` is the HTTP status (403, 422, ...), 0 when unknown.
+    """
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def invalid(self) -> bool:
+        """The object itself is invalid (400/422): no Role or retry will ever admit it."""
+        return self.status in (400, 422)
 
 
 def api_client(settings: Settings) -> client.ApiClient:
@@ -74,7 +86,7 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     except ApiException as exc:
         if exc.status in (429, 500, 502, 503, 504) or exc.status == 0:
             raise ApiUnavailable(f"{what}: API server answered {exc.status} {exc.reason}") from exc
-        raise ApiRejected(f"{what}: {exc.status} {_reason(exc)}") from exc
+        raise ApiRejected(f"{what}: {exc.status} {_reason(exc)}", exc.status) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise ApiUnavailable(f"{what}: {exc}") from exc
 

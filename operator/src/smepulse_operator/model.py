@@ -211,7 +211,23 @@ def run_name(pipeline: str, logical_date: dt.date) -> str:
     return f"{pipeline}-{logical_date:%Y%m%d}"
 
 
-child_run_name = run_name
+def child_run_name(parent: str, parent_pipeline: str, child: str, logical_date: dt.date) -> str:
+    """The run a trigger stage of run ``parent`` starts: named after that parent run.
+
+    The parent ``<pipeline>-<YYYYMMDD>`` (what CronJobs and ``smepulse submit`` create)
+    triggers ``<child>-<YYYYMMDD>``; any other parent name -- a re-run, a backfill, a
+    ``generateName`` -- keeps its own suffix (``daily-etl-20250101-rerun`` triggers
+    ``ml-predict-20250101-rerun``) or, if it does not start with the deterministic name, adds
+    a hash of it. So a duplicate delivery of the same parent is a no-op (409) while a re-run
+    of the parent triggers a new child.
+    """
+    base = run_name(child, logical_date)
+    own = run_name(parent_pipeline, logical_date)
+    if parent == own:
+        return base
+    if parent.startswith(own + "-"):
+        return dns_label(base + parent[len(own) :])
+    return dns_label(f"{base}-{hashlib.sha256(parent.encode()).hexdigest()[:8]}")
 
 
 def job_name(run: str, stage: str, attempt: int) -> str:

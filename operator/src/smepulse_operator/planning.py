@@ -152,8 +152,13 @@ class _Planner:
 
     def _gate(self) -> Plan | None:
         """Before the start: cancel, suspend and concurrencyPolicy. None = start now."""
-        if self.spec.cancel:
+        if self.spec.cancel and not self.run.jobs:
             return self._terminal("Cancelled", "Cancelled", "cancelled before it started", None)
+        if self.spec.cancel:
+            # Jobs exist although no start was recorded: an earlier reconcile created them and
+            # died before its status patch landed. Treat the run as started, so the cancel
+            # deletes those Jobs and the finally stages still run.
+            return None
         if self.spec.suspend:
             return self._pending("Suspended", "suspended: set spec.suspend to false to start")
         key = (self.run.ref.created, self.run.ref.name)
@@ -262,7 +267,10 @@ class _Planner:
         rec = self.records[st.name]
         if st.kind == "trigger" and st.triggers:
             child = ChildRun(
-                st.triggers, child_run_name(st.triggers, self.date), self.date, st.name
+                st.triggers,
+                child_run_name(self.run.ref.name, self.pipeline.name, st.triggers, self.date),
+                self.date,
+                st.name,
             )
             self.out.trigger_runs.append(child)
             self.triggered.append(

@@ -23,7 +23,7 @@ from typing import Any
 from smepulse.catalog import Catalog
 from smepulse.settings import Settings
 from smepulse_operator import metrics
-from smepulse_operator.kube import ApiUnavailable, Kube
+from smepulse_operator.kube import ApiRejected, ApiUnavailable, Kube
 from smepulse_operator.model import (
     TERMINAL_PHASES,
     InvalidSpec,
@@ -38,7 +38,7 @@ from smepulse_operator.model import (
 )
 from smepulse_operator.planning import Peer, Plan, RunInput, logical_date, plan_run
 from smepulse_operator.render import job_template, render_child_run, render_job
-from smepulse_operator.status import RunStatus, build_status, status_changed
+from smepulse_operator.status import RunStatus, build_status, stage_records, status_changed
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,12 @@ class Reconciler:
         except InvalidSpec as exc:
             self._record_invalid(ref, status, spec, str(exc))
             raise
-        self._apply(ref, spec, plan, {j.name for j in jobs}, logical_date(run))
+        try:
+            self._apply(ref, spec, plan, {j.name for j in jobs}, logical_date(run))
+        except ApiRejected as exc:
+            if not exc.invalid:
+                raise
+            return self._job_rejected(body, ref, status, spec, jobs, str(exc))
         if plan.status is not None and status_changed(status, plan.status):
             self.kube.patch_run_status(namespace, name, plan.status)
             metrics.observe_stage_changes(spec.pipeline, status, plan.status)
@@ -180,6 +185,45 @@ class Reconciler:
             plan.events.append(
                 Note("Normal", "RunTriggered", f"{verb} {child.name} ({child.pipeline})")
             )
+
+    def _job_rejected(
+        self,
+        body: Mapping[str, Any],
+        ref: RunRef,
+        status: Mapping[str, Any],
+        spec: RunSpec,
+        jobs: list[JobView],
+        message: str,
+    ) -> Result:
+        """The API refused a stage Job as invalid (422: e.g. requests above limits).
+
+        Retrying cannot help and the run would never end (a Queue behind it would wait
+        forever): stop its running Jobs and fail it now, reason JobRejected.
+        """
+        for job in jobs:
+            if job.state == "active":
+                self.kube.delete_job(ref.namespace, job.name)
+        now = utcnow()
+        doc = build_status(
+            status,
+            RunStatus(
+                phase="Failed",
+                reason="JobRejected",
+                message=message,
+                generation=ref.generation,
+                logical_date=spec.logical_date or now.date(),
+                start=parse_time(status.get("startTime")) or now,
+                end=now,
+            ),
+            list(stage_records(status).values()),
+            now,
+        )
+        self.kube.patch_run_status(ref.namespace, ref.name, doc)
+        note = Note("Warning", "JobRejected", message)
+        plan = Plan(status=doc, events=[note], finished=True)
+        if spec.ttl_seconds_after_finished is not None:
+            plan.wake_in(spec.ttl_seconds_after_finished)
+        return Result(body, plan, spec.pipeline, [note])
 
     def _record_invalid(
         self, ref: RunRef, status: Mapping[str, Any], spec: RunSpec | None, message: str

@@ -35,6 +35,7 @@ class Runtime:
         self.reconciler = Reconciler(self.kube, settings, load_catalog())
         self.pool = ThreadPoolExecutor(settings.operator_workers, thread_name_prefix="reconcile")
         self.wakeups: dict[str, asyncio.Event] = {}
+        self.tasks: set[asyncio.Task[None]] = set()  # followers started outside kopf daemons
         self.pipelines: dict[str, tuple[str, str]] = {}  # uid -> (namespace, pipeline)
         self.ready = False
         self.last_api_ok = 0.0
@@ -44,6 +45,25 @@ class Runtime:
         if event is not None:
             event.set()
 
+    def changed(self, namespace: str, name: str, uid: str, body: Any) -> None:
+        """The run's spec changed: wake its daemon, or follow a finished run again.
+
+        A run that finished without ``ttlSecondsAfterFinished`` has no daemon any more (kopf
+        does not restart a daemon that returned). When the TTL is set afterwards, follow the
+        run again here, so it is deleted on time and not only after an operator restart.
+        """
+        if uid in self.wakeups:
+            self.wake(uid)
+            return
+        status, spec = body.get("status") or {}, body.get("spec") or {}
+        if (
+            status.get("phase") in TERMINAL_PHASES
+            and spec.get("ttlSecondsAfterFinished") is not None
+        ):
+            task = asyncio.create_task(self.follow(namespace, name, uid, body, _NeverStopped()))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
     def wake_pipeline(self, namespace: str, pipeline: str) -> None:
         """A run ended: its queued/forbidden peers may proceed now, not at the next resync."""
         for uid, key in list(self.pipelines.items()):
@@ -51,7 +71,11 @@ class Runtime:
                 self.wake(uid)
 
     async def follow(self, namespace: str, name: str, uid: str, body: Any, stopped: Any) -> None:
-        """The daemon body for one run; returns when the run is finished (or gone)."""
+        """The daemon body for one run; returns when the run is finished (or gone).
+
+        Transient API failures (kopf.TemporaryError) end a follower started by
+        :meth:`changed`; the next change of the run, or a restart, follows it again.
+        """
         if self._settled(body):
             # Finished before this process started, nothing left to do (no TTL): count it only.
             pipeline = str((body.get("spec") or {}).get("pipeline") or "")
@@ -130,5 +154,14 @@ class Runtime:
         return True
 
     def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.kube.api.close()
+
+
+class _NeverStopped:
+    """``stopped`` for followers outside kopf's daemons: falsy; they end by returning."""
+
+    def __bool__(self) -> bool:
+        return False

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from smepulse import planner
 from smepulse.catalog import RetryPolicy, Stage
 from smepulse_operator.model import JobView, Note
 from smepulse_operator.status import StageRecord
@@ -56,9 +57,10 @@ def observe(
     failed = base.but(end=end, message=message)
     if latest is not None:
         failed = failed.but(job_name=latest.name)
-    if attempts < policy.limit + 1:
-        return failed.but(phase="Retrying"), end + dt.timedelta(seconds=policy.delay(attempts + 1))
-    return failed.but(phase="Failed"), None
+    state, delay = planner.after_failed_attempt(policy, attempts)
+    if delay is not None:
+        return failed.but(phase=state.value), end + dt.timedelta(seconds=delay)
+    return failed.but(phase=state.value), None
 
 
 def _observe_trigger(

@@ -1,0 +1,129 @@
+"""Operator correctness gaps of issue #14, each against the real API server (real Job
+controller, scripted stage Pods run by the node stand-in, the real operator in-process)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from kubernetes import client
+
+from smepulse.catalog import load_catalog
+from smepulse.settings import Settings
+from smepulse_operator.actions import JobRequest
+from smepulse_operator.model import RunRef, parse_spec
+from smepulse_operator.render import job_template, render_job
+from tests.integration.operator.conftest import Operator, Runs, StageEnv, settle
+from tests.kube.wait import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+CATALOG = load_catalog()
+
+
+def test_gap1_ttl_set_after_the_run_finished_still_deletes_it(
+    operator: Operator, runs: Runs
+) -> None:
+    """The daemon of a run finished without a TTL has returned; setting the TTL afterwards
+    must still delete the run on time, without an operator restart."""
+    with operator():
+        runs.create("train-late-ttl", pipeline="ml-training", stages=["validate-models"])
+        assert runs.wait_phase("train-late-ttl", timeout=60)["phase"] == "Succeeded"
+        settle(3)  # the run's daemon has returned by now
+        assert runs.get("train-late-ttl") is not None
+        runs.patch("train-late-ttl", ttlSecondsAfterFinished=2)
+        wait_for(
+            lambda: runs.get("train-late-ttl") is None,
+            timeout=30,
+            what="the run to be deleted after its late TTL",
+        )
+
+
+def test_gap2_a_job_the_api_rejects_fails_the_run_and_frees_the_queue(
+    operator: Operator, runs: Runs
+) -> None:
+    """requests above limits pass the CRD's admission but the API refuses the Job (422):
+    the run fails at once with reason JobRejected, and a Queue run behind it proceeds."""
+    with operator():
+        runs.create(
+            "train-bad-resources",
+            pipeline="ml-training",
+            stages=["validate-models"],
+            resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}},
+        )
+        status = runs.wait_phase("train-bad-resources", timeout=30)
+        cond = runs.condition("train-bad-resources")
+        assert (status["phase"], cond["reason"]) == ("Failed", "JobRejected")
+        assert "422" in cond["message"] and "validate-models" in cond["message"]
+        assert runs.jobs("train-bad-resources") == []
+        runs.create(
+            "train-after", pipeline="ml-training", stages=["validate-models"],
+            concurrencyPolicy="Queue",
+        )  # fmt: skip
+        assert runs.wait_phase("train-after", timeout=60)["phase"] == "Succeeded"
+        runs.wait_events("train-bad-resources", "JobRejected")
+
+
+def test_gap3_a_rerun_of_the_parent_triggers_its_own_child_with_the_parents_params(
+    operator: Operator, runs: Runs, stage_env: StageEnv
+) -> None:
+    """Trigger idempotency is per parent run: the scheduled parent triggers
+    ml-predict-<date>; a re-run of the same date (examples/pipelinerun-rerun-from-stage.yaml)
+    triggers a new child carrying the re-run's params; a duplicate delivery does not."""
+    with operator():
+        runs.create(
+            "daily-etl-20250101", pipeline="daily-etl", logicalDate="2025-01-01",
+            fromStage="dbt-ml-scores",
+        )  # fmt: skip
+        assert runs.wait_phase("daily-etl-20250101", timeout=90)["phase"] == "Succeeded"
+        runs.create(
+            "daily-etl-20250101-rerun", pipeline="daily-etl", logicalDate="2025-01-01",
+            fromStage="dbt-ml-scores", params={"reason": "late-bank-feed"},
+        )  # fmt: skip
+        assert runs.wait_phase("daily-etl-20250101-rerun", timeout=90)["phase"] == "Succeeded"
+        children = {
+            r["metadata"]["name"]: r for r in runs.list() if r["spec"]["pipeline"] == "ml-predict"
+        }
+        assert sorted(children) == ["ml-predict-20250101", "ml-predict-20250101-rerun"]
+        rerun_child = children["ml-predict-20250101-rerun"]
+        assert rerun_child["spec"]["params"] == {"reason": "late-bank-feed"}
+        assert rerun_child["spec"]["logicalDate"] == "2025-01-01"
+        assert (
+            "params" not in children["ml-predict-20250101"]["spec"]
+            or not children["ml-predict-20250101"]["spec"]["params"]
+        )
+
+
+@pytest.mark.stage_env(FAKE_SLEEP="*=120,notify=0")
+def test_gap5_cancel_before_the_start_patch_landed_deletes_the_jobs_and_runs_finally(
+    operator: Operator, runs: Runs, stage_env: StageEnv, kube_api: client.ApiClient
+) -> None:
+    """The state an operator killed between creating the first Job and patching the status
+    leaves behind (a Job, no startTime), plus a cancel: the next operator must delete that
+    Job and still run the finally stage, not just mark the run Cancelled."""
+    body = runs.create("train-cancel-early", pipeline="ml-training", stages=["validate-models"])
+    ref = RunRef.from_body(body)
+    spec = parse_spec(body["spec"], "test")
+    stage = CATALOG.pipeline("ml-training").stage("validate-models")
+    job = render_job(ref, job_template(Settings(), spec, dt.date.today()), JobRequest(stage, 1))
+    client.BatchV1Api(kube_api).create_namespaced_job(runs.ns, job)
+    wait_for(
+        lambda: any(c["stage"] == "validate-models" for c in stage_env.calls()),
+        timeout=30,
+        what="the orphan Job's Pod to start",
+    )
+    runs.patch("train-cancel-early", cancel=True)
+    assert "startTime" not in runs.status("train-cancel-early")
+    with operator():
+        status = runs.wait_phase("train-cancel-early", timeout=60)
+        assert status["phase"] == "Cancelled"
+        stages = {s["name"]: s for s in status["stages"]}
+        assert stages["validate-models"]["phase"] == "Cancelled"
+        assert stages["notify"]["phase"] == "Succeeded"
+        wait_for(
+            lambda: "validate-models" not in runs.job_stages("train-cancel-early"),
+            timeout=30,
+            what="the stage Job to be deleted",
+        )
+    told = [c["outcome"] for c in stage_env.calls() if c["stage"] == "notify"]
+    assert told == ["Cancelled"]
