@@ -31,5 +31,5 @@ fi
 
 if [[ "${1:-}" == "--print-bin" ]]; then echo "$bin"; exit 0; fi
 cd "$repo"
-# shellcheck/pyflakes integrations are used when those tools are on PATH.
+# actionlint runs shellcheck (and pyflakes) over workflow scripts when they are on PATH.
 exec "$bin" -no-color "$@"

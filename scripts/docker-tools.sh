@@ -66,6 +66,8 @@ flock 9
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# debootstrap checks bookworm against this keyring (not installed by default outside Debian).
+[[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]] || need+=(debian-archive-keyring)
 if [[ ${#need[@]} -gt 0 ]]; then
   [[ $(id -u) == 0 ]] || die "installing ${need[*]} needs root (apt-get)"
   log "installing ${need[*]}"
