@@ -110,7 +110,8 @@ def test_cronjobs_carry_the_seed_schedules(helm: Helm) -> None:
         container = pod["containers"][0]
         # args, not command: the image's tini entrypoint stays PID 1.
         assert "command" not in container
-        assert container["args"] == ["smepulse", "submit", pipeline]
+        catch_up = ["--catch-up", "--max-catch-up", "7"] if pipeline == "daily-etl" else []
+        assert container["args"] == ["smepulse", "submit", pipeline, *catch_up]
         assert pod["serviceAccountName"] == "smepulse-submit"
 
 
@@ -122,15 +123,31 @@ def test_ml_predict_cronjob_is_opt_in_and_params_are_passed(helm: Helm) -> None:
         "smepulse",
         "submit",
         "daily-etl",
+        "--catch-up",  # on by default (cronJobs.dailyEtl.catchUp), like Airflow's catchup
+        "--max-catch-up",
+        "7",
         "--param",
         "source=cronjob",
     ]
+    training = cronjobs["smepulse-ml-training"]["spec"]["jobTemplate"]["spec"]["template"]
+    assert "--catch-up" not in training["spec"]["containers"][0]["args"]  # weekly: no catch-up
+
+
+def test_daily_catch_up_can_be_turned_off(helm: Helm) -> None:
+    docs = helm.template(sets={"cronJobs.dailyEtl.catchUp.enabled": "false"})
+    cron = find(docs, "CronJob", "smepulse-daily-etl")
+    args = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["smepulse", "submit", "daily-etl"]
 
 
 def test_submit_role_only_creates_and_reads_runs(helm: Helm) -> None:
     role = find(helm.template(), "Role", "smepulse-submit")
     assert role["rules"] == [
-        {"apiGroups": ["smepulse.io"], "resources": ["pipelineruns"], "verbs": ["get", "create"]}
+        {
+            "apiGroups": ["smepulse.io"],
+            "resources": ["pipelineruns"],
+            "verbs": ["get", "list", "create"],  # list: catch-up finds the last success
+        }
     ]
 
 
