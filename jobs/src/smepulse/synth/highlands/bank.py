@@ -55,14 +55,22 @@ def _book_lines(feed: Feed, m: Master, s: Sales, p: Purchases) -> None:
         )
 
 
-def make_feed(rng: Rng, m: Master, s: Sales, p: Purchases, scale: float) -> pd.DataFrame:
-    """Every genuine bank line (columns of ``Feed``), unsorted."""
+def make_feed(
+    rng: Rng,
+    m: Master,
+    book: tuple[Sales, Purchases],
+    simulated: tuple[Sales, Purchases],
+    scale: float,
+) -> pd.DataFrame:
+    """Every genuine bank line inside the history (columns of ``Feed``), unsorted: the
+    ``book``'s payments, and taxes and cash deposits from everything ``simulated`` (the
+    VAT paid in the first month is on sales of the month before)."""
     feed = Feed()
     cal = Calendar(m)
-    _book_lines(feed, m, s, p)
+    _book_lines(feed, m, *book)
     recurring.payroll(feed, m, cal)
-    recurring.taxes(rng, feed, m, s, p, cal)
+    recurring.taxes(rng, feed, m, *simulated, cal)
     recurring.premises_and_utilities(rng, feed, cal)
     recurring.loans(rng, feed, scale, cal)
-    recurring.cash_and_sweeps(rng, feed, m, s, cal)
+    recurring.cash_and_sweeps(rng, feed, m, simulated[0], cal)
     return feed.frame()

@@ -37,6 +37,7 @@ from smepulse.synth.highlands.master import (
     Master,
     make_master,
 )
+from smepulse.synth.highlands.opening import open_purchases, open_sales
 from smepulse.synth.highlands.purchases import make_purchases
 from smepulse.synth.highlands.sales import VAT_CHANGE_DAY, make_sales
 from smepulse.synth.tables import Split, labels_table, split
@@ -314,16 +315,20 @@ def build_dataset(config: GeneratorConfig, step: Callable[[str], None] | None = 
     start, end = day_number(config.start_date), day_number(config.end_date)
     ingest = config.ingest_days()
     days = np.array([day_number(d) for d in ingest], dtype=np.int64)
-    n_invoices = max(60, round(INVOICES_PER_YEAR * config.scale * (end - start + 1) / 365.25))
     master = make_master(rngs[0], config.scale, start, end)
+    simulated_days = end - master.sim_start_day + 1
+    n_invoices = max(60, round(INVOICES_PER_YEAR * config.scale * simulated_days / 365.25))
     report("master data")
-    sales = make_sales(rngs[1], master, n_invoices)
+    all_sales = make_sales(rngs[1], master, n_invoices)
+    sales = open_sales(all_sales, start)
     report("sales")
-    purchases = make_purchases(rngs[2], master, sales)
+    all_purchases = make_purchases(rngs[2], master, all_sales)
+    purchases = open_purchases(all_purchases, start)
     report("purchases")
-    feed, labels = plant(
-        rngs[4], make_feed(rngs[3], master, sales, purchases, config.scale), master
+    genuine = make_feed(
+        rngs[3], master, (sales, purchases), (all_sales, all_purchases), config.scale
     )
+    feed, labels = plant(rngs[4], genuine, master)
     report("bank feed")
     tables = {
         "customers": _customers(rngs[5], master, days),

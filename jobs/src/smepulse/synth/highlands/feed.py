@@ -105,5 +105,10 @@ class Calendar:
             yy, mm = (yy + 1, 1) if mm == 12 else (yy, mm + 1)
         return out
 
+    def mondays(self) -> range:
+        """The Mondays from the week before the history to its end (1970-01-05 was one)."""
+        first = self.start - 7 - (self.start - 4) % 7
+        return range(first, self.end + 1, 7)
+
     def inside(self, day: int) -> bool:
         return self.start <= day <= self.end

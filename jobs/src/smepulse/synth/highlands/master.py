@@ -23,6 +23,9 @@ RETAIL, WHOLESALE, ENTERPRISE = range(3)  # the contract's SEGMENTS order
 HABITS = ("cash", "harvest", "early", "on_time", "late", "partial", "defaulter")
 CASH, HARVEST_PAY, EARLY, ON_TIME, LATE, PARTIAL, DEFAULTER = range(len(HABITS))
 OWN_NAME = "Công ty TNHH Vật tư Nông nghiệp Nông Phát"
+#: The business is simulated from a year before the history, so that the history opens with
+#: a realistic book (crop credit of the last season still open) instead of an empty one.
+BURN_IN_DAYS = 365
 
 #: (bank, masked account number) of the company's accounts: operating and loan account,
 #: customer-receipts account, payroll account.
@@ -196,12 +199,17 @@ FERTILISER_VAT_BP_FROM_2025_07 = 500
 
 @dataclass(frozen=True)
 class Master:
-    start_day: int
+    start_day: int  # the first day of the history written to bronze
     end_day: int
     customers: pd.DataFrame
     suppliers: pd.DataFrame
     products: pd.DataFrame
     staff: pd.DataFrame
+
+    @property
+    def sim_start_day(self) -> int:
+        """Where the simulation starts (``BURN_IN_DAYS`` before the history)."""
+        return self.start_day - BURN_IN_DAYS
 
 
 def person_name(rng: Rng, ethnic_share: float = 0.0) -> str:
@@ -375,11 +383,12 @@ def make_staff(rng: Rng, scale: float) -> pd.DataFrame:
 
 
 def make_master(rng: Rng, scale: float, start: int, end: int) -> Master:
+    sim = start - BURN_IN_DAYS
     return Master(
         start,
         end,
-        make_customers(rng, scale, start, end),
-        make_suppliers(rng, start),
+        make_customers(rng, scale, sim, end),
+        make_suppliers(rng, sim),
         make_products(rng, start),
         make_staff(rng, scale),
     )

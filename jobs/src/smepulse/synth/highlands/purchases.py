@@ -53,7 +53,7 @@ def _daily_cogs(m: Master, s: Sales, n_days: int) -> np.ndarray:
     cost = m.products["cost"].to_numpy()[prod] * lines["qty_milli"].to_numpy() / 1000
     cost = cost * np.where(cat == 0, price_index(day), 1.0)
     out = np.zeros((5, n_days))
-    np.add.at(out, (cat, day - m.start_day), cost)
+    np.add.at(out, (cat, day - m.sim_start_day), cost)
     return out
 
 
@@ -70,15 +70,15 @@ def payment_runs(first: int, last: int) -> I64:
 
 
 def make_purchases(rng: Rng, m: Master, s: Sales) -> Purchases:
-    n_days = m.end_day - m.start_day + 1
+    n_days = m.end_day - m.sim_start_day + 1
     cogs = _daily_cogs(m, s, n_days + 60)
     sup = m.suppliers
-    all_days = np.arange(m.start_day - 10, m.end_day + 500, dtype=np.int64)
+    all_days = np.arange(m.sim_start_day - 10, m.end_day + 500, dtype=np.int64)
     open_days = all_days[is_open(all_days)]
     rows: list[tuple[int, int, int]] = []  # supplier, day, net
-    for week in range(m.start_day, m.end_day + 1, 7):
+    for week in range(m.sim_start_day, m.end_day + 1, 7):
         month = int(ymd(np.array([week]))[1][0])
-        w = week - m.start_day
+        w = week - m.sim_start_day
         for cat in range(5):
             value = cogs[cat, w + 7 : w + 42].sum() / 5 * STOCK_FACTOR[month - 1]
             value *= rng.uniform(0.78, 1.0)  # stock is drawn down as well as built
@@ -104,7 +104,7 @@ def make_purchases(rng: Rng, m: Master, s: Sales) -> Purchases:
         for h, part in zip(hauliers, (2 / 3, 1 / 3), strict=False):
             rows.append((int(h), last, int(haul * part * rng.uniform(0.9, 1.1))))
     b = pd.DataFrame(rows, columns=["supplier", "day", "net"])
-    b = b[(b["day"] >= m.start_day) & (b["day"] <= m.end_day)]
+    b = b[(b["day"] >= m.sim_start_day) & (b["day"] <= m.end_day)]
     cat = sup["category"].to_numpy()[b["supplier"].to_numpy()]
     vat = np.array(
         [vat_bp(int(c), int(d)) if c >= 0 else 800 for c, d in zip(cat, b["day"], strict=True)]
@@ -121,7 +121,7 @@ def make_purchases(rng: Rng, m: Master, s: Sales) -> Purchases:
 
 
 def _pay(rng: Rng, m: Master, b: pd.DataFrame, open_days: I64) -> pd.DataFrame:
-    runs = payment_runs(m.start_day, m.end_day + 400)
+    runs = payment_runs(m.sim_start_day, m.end_day + 400)
     rows: list[tuple[int, int, int, int]] = []  # bill, day, amount, method
     bills = zip(
         b["day"].to_numpy().tolist(),

@@ -218,8 +218,8 @@ def premises_and_utilities(rng: Rng, feed: Feed, cal: Calendar) -> None:
                 f"TIEN NUOC THANG {mo:02d}/{y}",
                 "utilities",
             )
-    for week in range(cal.start, cal.end + 1, 7):
-        day = cal.before(week + 5)
+    for monday in cal.mondays():
+        day = cal.before(monday + 5)  # Saturday
         if cal.inside(day):
             fuel = 14_000_000 * float(farm_demand(np.array([day]))[0]) * rng.uniform(0.85, 1.15)
             feed.add(
@@ -315,8 +315,8 @@ def cash_and_sweeps(rng: Rng, feed: Feed, m: Master, s: Sales, cal: Calendar) ->
     cash = pay["method"].to_numpy() == CASH_M
     to_vcb = pay["account"].to_numpy() == VCB
     cashier = str(m.staff.loc[m.staff["role"] == "Thủ quỹ", "bank_name"].iat[0])
-    for week in range(cal.start, cal.end + 1, 7):
-        in_week = (day >= week - 7) & (day < week)
+    for week in cal.mondays():
+        in_week = (day >= week - 7) & (day < week)  # the previous Monday-Sunday
         takings = int(pay["amount"].to_numpy()[in_week & cash].sum())
         deposit = round(takings * rng.uniform(0.75, 0.92), -5)
         d = cal.after(week)

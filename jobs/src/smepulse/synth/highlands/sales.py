@@ -88,13 +88,13 @@ def _typical(name: str) -> float:
 
 
 def _invoice_days(rng: Rng, m: Master, segment: int, n: int) -> I64:
-    days = np.arange(m.start_day, m.end_day + 1, dtype=np.int64)
+    days = np.arange(m.sim_start_day, m.end_day + 1, dtype=np.int64)
     lead = {RETAIL: 0, WHOLESALE: 21, ENTERPRISE: 10}[segment]
     w = farm_demand(days + lead) * tet_demand(days)
     if segment == ENTERPRISE:
         w = w**2
     w = w * np.where(weekday(days) == 5, 0.75, 1.0) * is_open(days)
-    w = w * 1.08 ** ((days - m.start_day) / 365.25)
+    w = w * 1.08 ** ((days - m.sim_start_day) / 365.25)
     return np.sort(rng.choice(days, size=n, p=w / w.sum()))
 
 
@@ -280,7 +280,7 @@ def make_sales(rng: Rng, m: Master, n_invoices: int) -> Sales:
     cust_a, created, cancelled = cust_a[order], created[order], cancelled[order]
     day_a = (created // US + 7 * 3600) // 86_400
 
-    all_days = np.arange(m.start_day - 5, m.end_day + 400, dtype=np.int64)
+    all_days = np.arange(m.sim_start_day - 5, m.end_day + 400, dtype=np.int64)
     open_days = all_days[is_open(all_days)]
     seg_a = c["segment"].to_numpy()[cust_a]
     terms = c["terms"].to_numpy()[cust_a]
