@@ -157,9 +157,9 @@ def test_due_dates_follow_the_customers_terms(small: Dataset) -> None:
 
 
 @pytest.mark.parametrize(
-    ("docs", "key", "payments"), [("ar_invoices", "invoice_id", "ar_payments"),
-                                  ("ap_bills", "bill_id", "ap_payments")]
-)  # fmt: skip
+    ("docs", "key", "payments"),
+    [("ar_invoices", "invoice_id", "ar_payments"), ("ap_bills", "bill_id", "ap_payments")],
+)
 def test_status_agrees_with_the_payments(
     small: Dataset, docs: str, key: str, payments: str
 ) -> None:
@@ -290,6 +290,37 @@ def test_crop_credit_farmers_pay_from_the_harvest(small: Dataset) -> None:
     assert months.dt.month.isin([11, 12, 1, 2, 3]).mean() > 0.95
 
 
+def test_cash_is_deposited_on_mondays_and_receipts_swept_on_fridays(small: Dataset) -> None:
+    b = bank(small)
+    deposits = b[b["description"].str.endswith("NOP TIEN MAT VAO TAI KHOAN")]
+    sweeps = b[b["description"].str.startswith("CHUYEN TIEN NOI BO SANG TK") & (b["amount"] > 0)]
+    assert len(deposits) > 20 and len(sweeps) > 20
+    for day in deposits["date"]:  # Monday, or the next working day when Monday is closed
+        monday = day - dt.timedelta(days=day.weekday())
+        assert all(closed(monday + dt.timedelta(days=k)) for k in range(day.weekday())), day
+    for day in sweeps["date"]:  # Friday, or the last working day before it
+        friday = day + dt.timedelta(days=(4 - day.weekday()) % 7)
+        skipped = [day + dt.timedelta(days=k) for k in range(1, (friday - day).days + 1)]
+        assert all(closed(d) for d in skipped), day
+
+
+def test_the_history_opens_with_last_seasons_crop_credit(small: Dataset) -> None:
+    """Invoices issued before the first day are there only when still wholly unpaid on it,
+    and the first harvest of the history brings their payments."""
+    inv = snapshot(small, "ar_invoices")
+    start = small.config.start_date
+    opening = inv[pd.to_datetime(inv["issue_date"]).dt.date < start]
+    assert len(opening) > 50
+    pay = snapshot(small, "ar_payments")
+    assert (pd.to_datetime(pay["payment_date"]).dt.date >= start).all()
+    settled = pay[pay["invoice_id"].isin(opening["invoice_id"])]
+    assert settled["amount_vnd"].sum() > 0
+    month = pd.to_datetime(settled["payment_date"]).dt.month
+    assert month.isin([11, 12, 1, 2, 3]).mean() > 0.5  # mostly from the harvest
+    txn_at = pa.concat_tables(small.tables["bank_transactions"]).to_pandas()["txn_at"]
+    assert (local_dates(txn_at) >= start).all()
+
+
 # -- planted anomalies ----------------------------------------------------------------------
 
 
@@ -354,10 +385,16 @@ def test_cli_generates_the_second_business_and_rejects_an_unknown_one(
     args = ["generate-data", "--end-date", "2025-06-30", "--scale", "0.05", "--years", "0.5"]
     result = runner.invoke(app, [*args, "--business", "highlands"])
     assert result.exit_code == 0, result.output
-    names = pa.concat_tables(
-        [LocalStore(tmp_path / "bronze").read_file(f.uri) for f in
-         LocalStore(tmp_path / "bronze").list_files("customers")]
-    ).column("customer_name").to_pylist()  # fmt: skip
+    names = (
+        pa.concat_tables(
+            [
+                LocalStore(tmp_path / "bronze").read_file(f.uri)
+                for f in LocalStore(tmp_path / "bronze").list_files("customers")
+            ]
+        )
+        .column("customer_name")
+        .to_pylist()
+    )
     assert any("Đại lý" in n or "Cà phê" in n for n in names)
     assert (tmp_path / "labels" / LABELS_FILE).exists()
     bad = runner.invoke(app, [*args, "--business", "bakery"])
