@@ -1,78 +1,116 @@
-"""UC09/UC10 benchmark: backtest figures side by side, training time and artefact size.
+"""UC09 benchmark: the book-based forecast against ETS, Prophet and the seasonal naive, on
+two synthetic businesses.
 
 Usage::
 
-    python benchmarks/bench_ml.py --prepare                # fresh home: generate, validate, dbt-silver
-    python benchmarks/bench_ml.py --home /tmp/mldev        # a home whose silver tables exist
+    python benchmarks/bench_ml.py --prepare              # generate both businesses, build silver
+    python benchmarks/bench_ml.py                        # homes already prepared
+    python benchmarks/bench_ml.py --business distributor # one business only
 
-It runs the real ``uc09-train`` and ``uc10-train`` stages (their own backtests) against a
-scratch MLflow store inside the home, reads the figures they logged, adds UC10 figures for
-each of the last four 7-day windows, and checks the issue's targets. Nothing is faked: a
-missed target prints FAIL and the exit code is 1.
+For each business (``smepulse generate-data --business <name>``, into ``<home>-<name>``) it
+runs the nested rolling-origin backtest of :mod:`smepulse.ml.uc09_nested` with the real
+candidates on the silver tables the real stages built: every model is fitted at every cut-off
+on the data (and, for the book model, the book) as of that cut-off. It prints each model's
+MASE and 80 % interval coverage on the outer folds, the selection procedure's nested figure,
+and checks the issue's targets: book MASE at least 20 % below ETS, coverage within ±5 points
+of the level. A missed target prints FAIL and the exit code is 1. Training-stage time and
+artefact size are measured by running the real ``uc09-train`` stage on the first business.
+(UC10 figures: ``benchmarks/bench_uc10.py``.)
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-TARGETS = {
-    "mase": 1.0,
-    "roc_auc": 0.90,
-    "precision_at_k": 0.70,
-    "train_seconds": 60.0,
-    "artifact_mb": 100.0,
-}
+BUSINESSES = ("distributor", "highlands")
 
 
-def prepare(home: Path, end: dt.date) -> None:
-    """Generate the default data set and build silver with the real stages."""
+def prepare(home: Path, business: str, end: dt.date) -> None:
+    """Generate one business and build silver with the real stages."""
     steps = [
-        ["generate-data", "--end-date", end.isoformat()],
+        ["generate-data", "--business", business, "--end-date", end.isoformat()],
         ["stage", "validate-bronze", "--logical-date", end.isoformat()],
         ["stage", "dbt-silver", "--logical-date", end.isoformat()],
     ]
     for args in steps:
-        print(f"$ smepulse {' '.join(args)}", flush=True)
-        # `env` adds SMEPULSE_HOME to the inherited environment for the child only.
+        print(f"$ SMEPULSE_HOME={home} smepulse {' '.join(args)}", flush=True)
         subprocess.run(["env", f"SMEPULSE_HOME={home}", "smepulse", *args], check=True)
 
 
-def _doc(client: Any, run_id: str, name: str) -> Any:
-    with tempfile.TemporaryDirectory() as tmp:
-        return json.loads(Path(client.download_artifacts(run_id, name, tmp)).read_text())
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, default=Path(".smepulse-bench"))
-    parser.add_argument("--end-date", type=dt.date.fromisoformat, default=dt.date(2026, 6, 30))
-    parser.add_argument(
-        "--prepare", action="store_true", help="generate data and run dbt-silver first"
-    )
-    args = parser.parse_args()
-    home: Path = args.home.resolve()
-    end: dt.date = args.end_date
-    if args.prepare:
-        prepare(home, end)
-
-    from smepulse.logs import setup_logging
-    from smepulse.ml import registry, uc09_train, uc10_train
-    from smepulse.ml.backtest import evaluate_detector
-    from smepulse.ml.data import load_anomaly_labels, load_transactions
-    from smepulse.ml.features import build_features
-    from smepulse.ml.uc10_models import AnomalySpec
+def bench_business(
+    home: Path, business: str, end: dt.date, folds: int, inner: int
+) -> list[tuple[str, bool]]:
+    from smepulse.ml import uc09_train
+    from smepulse.ml.cashflow import CashflowSpec
+    from smepulse.ml.data import load_daily_cashflow
+    from smepulse.ml.uc09_book_data import load_book
+    from smepulse.ml.uc09_nested import nested_backtest
     from smepulse.settings import Settings
 
-    # A scratch MLflow store: the benchmark never touches the home's real registry.
+    settings = Settings(home=home, logical_date=end, log_level="WARNING")
+    level = settings.ml_forecast_interval
+    daily = load_daily_cashflow(settings, end)
+    book = load_book(settings, end)
+    specs = [CashflowSpec(kind=k, target="net", level=level) for k in ("ets", "prophet")]
+    forecasters = uc09_train.candidate_forecasters(settings, daily, specs, book)
+    start = time.perf_counter()
+    result = nested_backtest(
+        daily,
+        forecasters,
+        settings.ml_forecast_horizon_days,
+        folds,
+        inner,
+        baseline="seasonal_naive/net",
+    )
+    seconds = time.perf_counter() - start
+    print(
+        f"\n== {business}: {len(daily)} days up to {end}; {result.outer} outer folds x "
+        f"{result.horizon} days (+{result.inner} inner), cut-offs {', '.join(result.cutoffs)}"
+    )
+    print(
+        f"{'model':<22}{'MASE':>8}{'RMSSE':>8}{'coverage':>10}{'backtest s':>12}   MASE by outer fold"
+    )
+    for label in result.per_fold:
+        sc = result.candidate_score(label)
+        by_fold = " ".join(f"{float(f['mase']):.3f}" for f in sc.folds)
+        print(
+            f"{label:<22}{sc.mase:>8.3f}{sc.rmsse:>8.3f}{sc.coverage:>10.3f}"
+            f"{result.seconds[label]:>12.1f}   {by_fold}"
+        )
+    proc = result.procedure_score()
+    picks = ", ".join(str(s["chosen"]) for s in result.selections)
+    print(
+        f"{'selection procedure':<22}{proc.mase:>8.3f}{proc.rmsse:>8.3f}{proc.coverage:>10.3f}"
+        f"{seconds:>12.1f}   picks per outer fold: {picks}; at {end}: {result.chosen}"
+    )
+    book_s, ets_s = result.candidate_score("book"), result.candidate_score("ets/net")
+    gain = 1 - book_s.mase / ets_s.mase
+    return [
+        (
+            f"{business}: book MASE {book_s.mase:.3f} vs ETS {ets_s.mase:.3f} "
+            f"({100 * gain:+.1f} % better; target >= 20 %)",
+            gain >= 0.20,
+        ),
+        (
+            f"{business}: book 80 % coverage {100 * book_s.coverage:.1f} % (target 75-85 %)",
+            abs(book_s.coverage - level) <= 0.05,
+        ),
+    ]
+
+
+def bench_stage(home: Path, end: dt.date) -> None:
+    """The real uc09-train stage against a scratch MLflow store: wall time, artefact size."""
+    from smepulse.logs import setup_logging
+    from smepulse.ml import registry, uc09_train
+    from smepulse.settings import Settings
+
     scratch = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
     settings = Settings(
         home=home,
@@ -82,118 +120,52 @@ def main() -> int:
         mlflow_artifact_uri=(scratch / "artifacts").as_uri(),
     )
     setup_logging(settings)
-    seconds: dict[str, float] = {}
-    for name, stage in (("uc09", uc09_train.run), ("uc10", uc10_train.run)):
-        start = time.perf_counter()
-        stage(settings)
-        seconds[name] = time.perf_counter() - start
-
+    start = time.perf_counter()
+    uc09_train.run(settings)
+    seconds = time.perf_counter() - start
     with registry.tracking(settings) as client:
-        v09 = registry.latest(client, registry.UC09_MODEL)
-        v10 = registry.latest(client, registry.UC10_MODEL)
-        assert v09 is not None and v10 is not None
-        m09, m10 = (
-            registry.run_metrics(client, v09.run_id),
-            registry.run_metrics(client, v10.run_id),
-        )
-        backtest = _doc(client, v09.run_id, "backtest.json")
-        evaluation = _doc(client, v10.run_id, "evaluation.json")
+        version = registry.latest(client, registry.UC09_MODEL)
+        assert version is not None
+        m = registry.run_metrics(client, version.run_id)
+    print(
+        f"\nuc09-train stage: {seconds:.1f} s (final fit {m['fit_seconds']:.1f} s), artefact "
+        f"{m['artifact_mb']:.3f} MB, registered {version.tags.get('model_kind')} with nested "
+        f"MASE {m['mase']:.3f}, coverage {m['coverage']:.3f}"
+    )
+    shutil.rmtree(scratch, ignore_errors=True)
 
-    print(f"\nSME Pulse ML benchmark — data up to {end}, home {home}")
-    print(
-        f"\nUC09 rolling-origin backtest: {backtest['folds']} folds x {backtest['horizon_days']} days, "
-        f"net cash flow scored; interval level {settings.ml_forecast_interval:.0%}"
-    )
-    print(
-        f"{'model/target':<22}{'MASE':>8}{'RMSSE':>8}{'sMAPE':>8}{'coverage':>10}{'backtest s':>12}"
-    )
-    for label, score in sorted(backtest["candidates"].items(), key=lambda kv: kv[1]["mase"]):
-        mark = "  <- registered" if label == backtest["chosen"] else ""
-        secs = m09.get(f"backtest_seconds.{label.replace('/', '_')}", float("nan"))
-        print(
-            f"{label:<22}{score['mase']:>8.3f}{score['rmsse']:>8.3f}{score['smape']:>8.3f}"
-            f"{score['coverage']:>10.2f}{secs:>12.1f}{mark}"
-        )
-    print(
-        "per-fold MASE of the registered model:",
-        ", ".join(
-            f"{f['cutoff']}: {f['mase']:.3f}"
-            for f in backtest["candidates"][backtest["chosen"]]["folds"]
-        ),
-    )
 
-    first = next(iter(evaluation.values()))
-    print(
-        f"\nUC10 held-out window {first['window_start']}..{first['window_end']}: "
-        f"{first['n_transactions']} transactions, k = {first['k']} planted anomalies"
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--home", type=Path, default=Path(".smepulse-bench"), help="prefix of the homes"
     )
-    print(f"{'detector':<18}{'ROC-AUC':>9}{'AP':>8}{'P@k':>8}{'alert rate':>12}{'recall@thr':>12}")
-    for kind, s in evaluation.items():
-        print(
-            f"{kind:<18}{s['roc_auc']:>9.3f}{s['average_precision']:>8.3f}{s['precision_at_k']:>8.3f}"
-            f"{s['alert_rate']:>12.3f}{s['recall_at_threshold']:>12.3f}"
-        )
+    parser.add_argument("--business", default=",".join(BUSINESSES))
+    parser.add_argument("--end-date", type=dt.date.fromisoformat, default=dt.date(2026, 6, 30))
+    parser.add_argument("--folds", type=int, default=4, help="outer folds")
+    parser.add_argument("--inner", type=int, default=2, help="inner folds of the selection")
+    parser.add_argument(
+        "--prepare", action="store_true", help="generate data and run dbt-silver first"
+    )
+    parser.add_argument("--stage", action="store_true", help="also time the uc09-train stage")
+    args = parser.parse_args()
+    businesses = [b for b in args.business.split(",") if b]
+    homes = {b: Path(f"{args.home.resolve()}-{b}") for b in businesses}
+    if args.prepare:
+        for business, home in homes.items():
+            prepare(home, business, args.end_date)
+    from smepulse.logs import setup_logging
+    from smepulse.settings import Settings
 
-    labels = load_anomaly_labels(settings) or set()
-    features = build_features(load_transactions(settings, end), settings.timezone, cutoff=end)
-    print(
-        "\nUC10 week by week (IsolationForest vs robust z; each week scored by a model fitted before it)"
-    )
-    print(
-        f"{'week':<24}{'n':>6}{'k':>5}{'IF ROC':>8}{'IF AP':>8}{'IF P@k':>8}{'z AP':>8}{'z P@k':>8}"
-    )
-    for i in range(3, -1, -1):
-        week_stop = end - dt.timedelta(days=7 * i)
-        week_start = week_stop - dt.timedelta(days=6)
-        iso = evaluate_detector(
-            features, labels, AnomalySpec("isolation_forest"), week_start, week_stop
-        )
-        rz = evaluate_detector(features, labels, AnomalySpec("robust_z"), week_start, week_stop)
-        print(
-            f"{f'{week_start}..{week_stop}':<24}{iso.n_transactions:>6}{iso.k:>5}{iso.roc_auc:>8.3f}"
-            f"{iso.average_precision:>8.3f}{iso.precision_at_k:>8.3f}{rz.average_precision:>8.3f}"
-            f"{rz.precision_at_k:>8.3f}"
-        )
-
-    print("\nTraining (whole stage: backtests + final fit + MLflow logging)")
-    print(
-        f"uc09-train {seconds['uc09']:.1f} s (final fit {m09['fit_seconds']:.1f} s), artefact {m09['artifact_mb']:.2f} MB"
-    )
-    print(
-        f"uc10-train {seconds['uc10']:.1f} s (final fit {m10['fit_seconds']:.1f} s), artefact {m10['artifact_mb']:.2f} MB"
-    )
-    print(
-        f"UC10 threshold {m10['threshold']:.4f}: flags {settings.ml_anomaly_alert_rate:.1%} of training, "
-        f"{m10['recent_alert_rate']:.1%} of the last {settings.ml_anomaly_window_days} days"
-    )
-
-    iso = evaluation["isolation_forest"]
-    checks = [
-        (
-            f"UC09 champion MASE {m09['mase']:.3f} < {TARGETS['mase']}",
-            m09["mase"] < TARGETS["mase"],
-        ),
-        (
-            f"UC10 IsolationForest ROC-AUC {iso['roc_auc']:.3f} >= {TARGETS['roc_auc']}",
-            iso["roc_auc"] >= TARGETS["roc_auc"],
-        ),
-        (
-            f"UC10 IsolationForest precision@k {iso['precision_at_k']:.3f} >= {TARGETS['precision_at_k']} (k={iso['k']})",
-            iso["precision_at_k"] >= TARGETS["precision_at_k"],
-        ),
-        (
-            f"training uc09 {seconds['uc09']:.0f} s, uc10 {seconds['uc10']:.0f} s < {TARGETS['train_seconds']:.0f} s",
-            max(seconds.values()) < TARGETS["train_seconds"],
-        ),
-        (
-            f"artefacts {m09['artifact_mb']:.2f} MB, {m10['artifact_mb']:.2f} MB < {TARGETS['artifact_mb']:.0f} MB",
-            max(m09["artifact_mb"], m10["artifact_mb"]) < TARGETS["artifact_mb"],
-        ),
-    ]
+    setup_logging(Settings(log_level="WARNING"))
+    checks: list[tuple[str, bool]] = []
+    for business, home in homes.items():
+        checks += bench_business(home, business, args.end_date, args.folds, args.inner)
+    if args.stage:
+        bench_stage(homes[businesses[0]], args.end_date)
     print()
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
-    shutil.rmtree(scratch, ignore_errors=True)
     return 0 if all(ok for _, ok in checks) else 1
 
 

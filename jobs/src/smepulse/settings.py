@@ -132,8 +132,29 @@ class Settings(BaseSettings):
         4, ge=1, le=24, description="UC09 rolling-origin folds (one horizon each)."
     )
     ml_forecast_candidates: list[str] = Field(
-        default_factory=lambda: ["prophet", "ets"],
-        description="UC09 model kinds uc09-train compares (prophet, ets, seasonal_naive).",
+        default_factory=lambda: ["book", "prophet", "ets"],
+        description="UC09 model kinds uc09-train compares (book, prophet, ets, seasonal_naive).",
+    )
+    ml_backtest_inner_folds: int = Field(
+        2, ge=1, le=12, description="UC09: folds before each outer fold the selection uses."
+    )
+    ml_book_calibration_cutoffs: int = Field(
+        12, ge=2, le=104, description="UC09 book model: weekly cut-offs its intervals learn from."
+    )
+    ml_accuracy_mape_threshold: float = Field(
+        0.02,
+        gt=0,
+        description="UC09: rolling MAPE of past forecasts above which ml-predict requests one "
+        "ml-training run (the seed's 'retrain if MAPE > 2 %').",
+    )
+    ml_accuracy_window_days: int = Field(
+        28, ge=1, le=365, description="UC09: days of scored forecasts the rolling accuracy covers."
+    )
+    ml_archive_after_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Forecasts and alerts older than this move to archive tables.",
     )
     ml_anomaly_window_days: int = Field(
         7, ge=1, le=90, description="UC10: days up to the logical date scored."
