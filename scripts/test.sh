@@ -110,11 +110,12 @@ fi
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 echo "redis $SMEPULSE_TEST_REDIS_URL; postgres ${SMEPULSE_TEST_POSTGRES_DSN:-none}"
 
-step "Lint: uv.lock up to date, ruff, mypy --strict, sqlfluff"
+step "Lint: uv.lock up to date, ruff, mypy --strict, deptry, sqlfluff"
 "$uv" lock --check || { echo "uv.lock is out of date with pyproject.toml: run 'uv lock' and commit uv.lock" >&2; exit 1; }
 ruff check .
 ruff format --check .
 bash scripts/typecheck.sh
+deptry .  # no unused or undeclared dependency (pyproject.toml [tool.deptry])
 if [ -f .sqlfluff ]; then sqlfluff lint dbt/models --disable-progress-bar --nocolor; fi
 bash scripts/actionlint.sh   # .github/workflows (actionlint built from the Go module proxy, cached)
 
