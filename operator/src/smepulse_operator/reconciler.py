@@ -87,7 +87,7 @@ class Reconciler:
         status: Mapping[str, Any] = body.get("status") or {}
         spec = self._spec(body, ref, status)
         pipeline = self.catalog.pipelines[spec.pipeline]
-        jobs = self._jobs(ref)
+        jobs, job_images = self._jobs(ref)
         peers = () if status.get("startTime") else self._peers(ref, spec.pipeline)
         run = RunInput(ref, spec, status, jobs, peers, self.settings.timezone)
         try:
@@ -95,8 +95,20 @@ class Reconciler:
         except InvalidSpec as exc:
             self._record_invalid(ref, status, spec, str(exc))
             raise
+        # One image per run: the one it started with (status.image, else its Jobs' image, in
+        # case the status patch that records it was lost), so a `helm upgrade` mid-run does
+        # not switch later stages to another image. A run that has not started yet takes the
+        # operator's current default.
+        image = str(
+            status.get("image")
+            or next(iter(job_images), None)
+            or spec.image
+            or self.settings.job_image
+        )
+        if plan.status is not None and plan.status.get("startTime"):
+            plan.status["image"] = image
         try:
-            self._apply(ref, spec, plan, {j.name for j in jobs}, logical_date(run))
+            self._apply(ref, spec, plan, {j.name for j in jobs}, logical_date(run), image)
         except ApiRejected as exc:
             if not exc.invalid:
                 raise
@@ -130,15 +142,22 @@ class Reconciler:
             self._record_invalid(ref, status, None, str(exc))
             raise
 
-    def _jobs(self, ref: RunRef) -> list[JobView]:
-        """Jobs owned by this very run (a same-named earlier run's leftovers do not count)."""
-        views = []
+    def _jobs(self, ref: RunRef) -> tuple[list[JobView], list[str]]:
+        """Jobs owned by this very run (a same-named earlier run's leftovers do not count),
+        and the images they run, oldest Job first."""
+        views: list[JobView] = []
+        images: list[tuple[str, str]] = []
         for job in self.kube.list_jobs(ref.namespace, ref.name):
-            owners = (job.get("metadata") or {}).get("ownerReferences") or []
+            meta = job.get("metadata") or {}
+            owners = meta.get("ownerReferences") or []
             view = job_view(job)
             if view is not None and any(o.get("uid") == ref.uid for o in owners):
                 views.append(view)
-        return views
+                containers = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+                for c in containers.get("containers") or []:
+                    if c.get("image"):
+                        images.append((str(meta.get("creationTimestamp") or ""), c["image"]))
+        return views, [image for _, image in sorted(images)]
 
     def _peers(self, ref: RunRef, pipeline: str) -> list[Peer]:
         peers = []
@@ -157,14 +176,20 @@ class Reconciler:
         return peers
 
     def _apply(
-        self, ref: RunRef, spec: RunSpec, plan: Plan, existing: set[str], date: dt.date
+        self,
+        ref: RunRef,
+        spec: RunSpec,
+        plan: Plan,
+        existing: set[str],
+        date: dt.date,
+        image: str,
     ) -> None:
         for other in plan.cancel_runs:
             log.info("cancelling %s/%s (concurrencyPolicy Replace)", ref.namespace, other)
             self.kube.patch_run(ref.namespace, other, {"spec": {"cancel": True}})
         for job in plan.delete_jobs:
             self.kube.delete_job(ref.namespace, job)
-        tpl = job_template(self.settings, spec, date)
+        tpl = job_template(self.settings, spec, date, image=image)
         for req in plan.create_jobs:
             body = render_job(ref, tpl, req)
             job = body["metadata"]["name"]

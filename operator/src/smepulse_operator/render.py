@@ -51,12 +51,15 @@ class JobTemplate:
     limits: Mapping[str, str] = field(default_factory=dict)
 
 
-def job_template(settings: Settings, spec: RunSpec, logical_date: dt.date) -> JobTemplate:
-    """Spec overrides (image, resources) over the operator's defaults."""
+def job_template(
+    settings: Settings, spec: RunSpec, logical_date: dt.date, image: str | None = None
+) -> JobTemplate:
+    """Spec overrides (image, resources) over the operator's defaults; ``image``, when given,
+    is the one the run is pinned to."""
     return JobTemplate(
         pipeline=spec.pipeline,
         logical_date=logical_date,
-        image=spec.image or settings.job_image,
+        image=image or spec.image or settings.job_image,
         config_map=settings.job_config_map,
         secret=settings.job_secret,
         service_account=settings.job_service_account,
@@ -191,7 +194,14 @@ def render_run(
     labels = {LABEL_PIPELINE: pipeline, "app.kubernetes.io/part-of": "smepulse"}
     if triggered_by:
         labels[LABEL_TRIGGERED_BY] = triggered_by
-    spec: dict[str, Any] = {"pipeline": pipeline, "logicalDate": logical_date.isoformat()}
+    # Runs the system creates (CronJobs via `smepulse submit`, trigger stages) queue behind an
+    # active run of the same pipeline: an overrunning daily-etl must not overlap the next
+    # day's on the same warehouse. People choose otherwise in their own PipelineRuns.
+    spec: dict[str, Any] = {
+        "pipeline": pipeline,
+        "logicalDate": logical_date.isoformat(),
+        "concurrencyPolicy": "Queue",
+    }
     if params:
         spec["params"] = dict(params)
     spec.update(extra_spec or {})

@@ -127,3 +127,64 @@ def test_gap5_cancel_before_the_start_patch_landed_deletes_the_jobs_and_runs_fin
         )
     told = [c["outcome"] for c in stage_env.calls() if c["stage"] == "notify"]
     assert told == ["Cancelled"]
+
+
+def _images(runs: Runs, run: str) -> set[str]:
+    return {c.image for j in runs.jobs(run) for c in j.spec.template.spec.containers}
+
+
+@pytest.mark.stage_env(FAKE_SLEEP="*=3,notify=0")
+def test_gap4_a_run_keeps_the_image_it_started_with_across_an_upgrade(
+    operator: Operator, runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator restarted with a new default image (what `helm upgrade` does) must not
+    switch the later stages of a run already going; runs started afterwards get the new one."""
+    with operator():
+        runs.create("train-pinned", pipeline="ml-training")
+        wait_for(
+            lambda: (
+                runs.status("train-pinned").get("image") == "smepulse:test"
+                and runs.jobs("train-pinned")
+            ),
+            timeout=30,
+            what="the run to start and record its image",
+        )
+    assert runs.status("train-pinned")["phase"] == "Running"  # stopped mid-run
+    monkeypatch.setenv("SMEPULSE_JOB_IMAGE", "smepulse:v2")
+    with operator():
+        assert runs.wait_phase("train-pinned", timeout=90)["phase"] == "Succeeded"
+        runs.create("train-next", pipeline="ml-training", stages=["validate-models"])
+        assert runs.wait_phase("train-next", timeout=60)["phase"] == "Succeeded"
+    assert set(runs.job_stages("train-pinned")) == {
+        "uc09-train",
+        "uc10-train",
+        "validate-models",
+        "notify",
+    }
+    assert _images(runs, "train-pinned") == {"smepulse:test"}
+    assert _images(runs, "train-next") == {"smepulse:v2"}
+
+
+@pytest.mark.stage_env(FAKE_SLEEP="*=3,notify=0")
+def test_gap6_scheduled_runs_queue_instead_of_overlapping(operator: Operator, runs: Runs) -> None:
+    """Two days' runs as the CronJob creates them (render_run, what `smepulse submit` sends):
+    the second waits until the first has finished instead of running beside it."""
+    from smepulse_operator.model import GROUP, PLURAL, VERSION, run_name
+    from smepulse_operator.render import render_run
+
+    names = []
+    with operator():
+        for day in (dt.date(2025, 1, 1), dt.date(2025, 1, 2)):
+            name = run_name("ml-training", day)
+            body = render_run(name, runs.ns, "ml-training", day)
+            runs.custom.create_namespaced_custom_object(GROUP, VERSION, runs.ns, PLURAL, body)
+            names.append(name)
+        wait_for(
+            lambda: runs.condition(names[1]).get("reason") == "Queued",
+            timeout=30,
+            what="the second day's run to queue",
+        )
+        first = runs.wait_phase(names[0], timeout=90)
+        assert runs.wait_phase(names[1], timeout=90)["phase"] == "Succeeded"
+    ended = dt.datetime.fromisoformat(first["completionTime"].replace("Z", "+00:00"))
+    assert min(j.metadata.creation_timestamp for j in runs.jobs(names[1])) >= ended

@@ -120,6 +120,7 @@ def test_runs_and_child_runs() -> None:
         "pipeline": "daily-etl",
         "logicalDate": "2025-01-01",
         "params": {"a": "b"},
+        "concurrencyPolicy": "Queue",  # runs the system creates never overlap (gap 6)
     }
     spec = parse_spec(
         {
@@ -137,6 +138,7 @@ def test_runs_and_child_runs() -> None:
     assert child["spec"] == {
         "pipeline": "ml-predict",
         "logicalDate": "2025-01-01",
+        "concurrencyPolicy": "Queue",
         "params": {"a": "b"},
         "image": "x:1",
         "ttlSecondsAfterFinished": 60,
