@@ -26,20 +26,21 @@ import pandas as pd
 
 from smepulse.synth.highlands.calendar import ascii_upper, is_tet_closed
 from smepulse.synth.highlands.feed import CAT, REF_AP, REF_NONE, Calendar, local_us_one
-from smepulse.synth.highlands.master import AGRIBANK, VCB, Master, person_name
+from smepulse.synth.highlands.master import AGRIBANK, VCB, Master
+from smepulse.synth.highlands.names import person_name
 from smepulse.synth.util import US, Rng
 
-#: Share of the genuine feed that is planted, and the kinds' shares of the planted lines.
+#: Share of the genuine feed that is planted, and the kinds' shares of the planted lines
+#: (plus one ``payment_during_tet_shutdown`` in each Tết closure of the history).
 RATE = 0.007
 KINDS: dict[str, float] = {
     "duplicate_supplier_payment": 0.17,
     "split_below_approval_limit": 0.17,
-    "night_transfer_new_payee": 0.13,
+    "night_transfer_new_payee": 0.14,
     "salary_paid_twice": 0.12,
     "refund_without_invoice": 0.12,
-    "extra_zero_amount": 0.12,
+    "extra_zero_amount": 0.13,
     "cash_deposit_structuring": 0.15,
-    "payment_during_tet_shutdown": 0.02,
 }
 APPROVAL_LIMIT = 200_000_000
 CASH_REPORT_THRESHOLD = 400_000_000
@@ -129,7 +130,7 @@ def plant(rng: Rng, feed: pd.DataFrame, m: Master) -> tuple[pd.DataFrame, pd.Dat
         )
         secs = 13 * 3600 + int(rng.integers(0, 1800))
         for part in range(int(rng.integers(3, 6))):
-            amount = int(rng.integers(380, 400)) * 500_000  # 190.0-199.5 million
+            amount = APPROVAL_LIMIT - int(rng.integers(1, 21)) * 500_000  # 190-199.5 million
             secs += int(rng.integers(5, 26)) * 60
             line(
                 day,
@@ -173,7 +174,7 @@ def plant(rng: Rng, feed: pd.DataFrame, m: Master) -> tuple[pd.DataFrame, pd.Dat
         start = int(rng.integers(0, len(working) - 4))
         depositor = stranger()
         for day in working[start : start + int(rng.integers(3, 5))]:
-            amount = int(rng.integers(370, 400)) * 1_000_000
+            amount = CASH_REPORT_THRESHOLD - int(rng.integers(1, 31)) * 1_000_000
             line(
                 int(day),
                 int(rng.integers(8 * 3600, 11 * 3600)),

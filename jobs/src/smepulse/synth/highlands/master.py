@@ -14,6 +14,14 @@ import numpy as np
 import pandas as pd
 
 from smepulse.synth.highlands.calendar import ascii_upper
+from smepulse.synth.highlands.names import (
+    DISTRICTS,
+    ENTERPRISE_KINDS,
+    ESTATES,
+    GIVEN_F,
+    GIVEN_M,
+    person_name,
+)
 from smepulse.synth.util import Rng, business_seconds, local_us, round_to
 
 CATEGORIES = ("Phân bón", "Thuốc BVTV", "Giống cây trồng", "Vật tư thu hoạch", "Tưới tiêu")
@@ -36,110 +44,6 @@ BANK_ACCOUNTS = (
 )
 AGRIBANK, VCB, BIDV = range(3)
 
-_FAMILY = [
-    "Nguyễn",
-    "Trần",
-    "Lê",
-    "Phạm",
-    "Hoàng",
-    "Huỳnh",
-    "Phan",
-    "Vũ",
-    "Võ",
-    "Đặng",
-    "Bùi",
-    "Đỗ",
-    "Hồ",
-    "Ngô",
-    "Dương",
-    "Lý",
-]
-_MIDDLE_M, _MIDDLE_F = ("Văn", "Đức", "Hữu", "Minh", "Quang", "Công"), ("Thị", "Ngọc", "Thu")
-_GIVEN_M = [
-    "Hùng",
-    "Dũng",
-    "Tuấn",
-    "Thắng",
-    "Phúc",
-    "Lộc",
-    "Tài",
-    "Sơn",
-    "Hải",
-    "Bình",
-    "Toàn",
-    "Khánh",
-    "Long",
-    "Nam",
-    "Trung",
-    "Vinh",
-]
-_GIVEN_F = [
-    "Lan",
-    "Hoa",
-    "Hương",
-    "Mai",
-    "Hạnh",
-    "Trang",
-    "Thảo",
-    "Nga",
-    "Yến",
-    "Loan",
-    "Phượng",
-    "Dung",
-    "Hằng",
-    "Liên",
-]
-# Ê Đê and Gia Rai farmers: men's names start with "Y", women's with "H'".
-_EDE_GIVEN = ["Kông", "Bhăm", "Thuột", "Blin", "Jŏk", "Khuê", "Sới", "Lir", "Nhiê", "Wai"]
-_EDE_FAMILY = [
-    "Niê",
-    "Êban",
-    "Mlô",
-    "Ksor",
-    "Byă",
-    "Adrơng",
-    "Buôn",
-    "Yă",
-    "Rơ",
-    "Châm",
-    "Siu",
-    "Nay",
-]
-_DISTRICTS = (
-    ("Cư M'gar", "66"),
-    ("Krông Pắc", "66"),
-    ("Krông Năng", "66"),
-    ("Ea H'leo", "66"),
-    ("Buôn Hồ", "66"),
-    ("Cư Kuin", "66"),
-    ("Ea Kar", "66"),
-    ("Krông Búk", "66"),
-    ("Đắk Mil", "68"),
-    ("Đắk Song", "68"),
-    ("Di Linh", "68"),
-    ("Chư Sê", "52"),
-    ("Chư Prông", "52"),
-    ("Ia Grai", "52"),
-)
-_ESTATES = [
-    "Ea Tiêu",
-    "Phước An",
-    "Hòa Thắng",
-    "Ea Pốk",
-    "Cuôr Đăng",
-    "Ea Kmút",
-    "Tân Lập",
-    "Đạt Lý",
-    "Ea Sar",
-    "Thuận An",
-]
-_ENTERPRISE_KINDS = (
-    "Công ty TNHH MTV Cà phê",
-    "Hợp tác xã Nông nghiệp",
-    "Công ty CP Nông sản",
-    "Công ty TNHH Hồ tiêu",
-    "Công ty TNHH Sầu riêng",
-)
 #: (name, province, category or -1 for hauliers, terms days, share within category).
 SUPPLIERS: tuple[tuple[str, str, int, int, float], ...] = (
     ("Công ty CP Phân bón Cao Nguyên Xanh", "66", FERTILISER, 45, 3.0),
@@ -212,16 +116,6 @@ class Master:
         return self.start_day - BURN_IN_DAYS
 
 
-def person_name(rng: Rng, ethnic_share: float = 0.0) -> str:
-    female = rng.random() < 0.4
-    if rng.random() < ethnic_share:
-        prefix = "H'" if female else "Y "
-        return f"{prefix}{rng.choice(_EDE_GIVEN)} {rng.choice(_EDE_FAMILY)}"
-    middle = rng.choice(_MIDDLE_F if female else _MIDDLE_M)
-    given = rng.choice(_GIVEN_F if female else _GIVEN_M)
-    return f"{rng.choice(_FAMILY)} {middle} {given}"
-
-
 def _tax_code(rng: Rng, province: str) -> str:
     prefix = {"66": "60", "52": "59", "68": "58", "79": "03", "75": "36", "96": "20"}.get(
         province, "04"
@@ -247,7 +141,7 @@ def make_customers(rng: Rng, scale: float, start: int, end: int) -> pd.DataFrame
     used: set[str] = set()
     for segment, n in counts.items():
         for _ in range(n):
-            district, province = _DISTRICTS[rng.integers(len(_DISTRICTS))]
+            district, province = DISTRICTS[rng.integers(len(DISTRICTS))]
             if segment == RETAIL:
                 name = f"{person_name(rng, 0.18)} ({district})"
                 habit = CASH if rng.random() < 0.55 else HARVEST_PAY
@@ -258,7 +152,7 @@ def make_customers(rng: Rng, scale: float, start: int, end: int) -> pd.DataFrame
                 tax = None if rng.random() < 0.9 else _tax_code(rng, province)
             elif segment == WHOLESALE:
                 kind = rng.choice(["Đại lý VTNN", "Cửa hàng Phân bón", "Đại lý"])
-                name = f"{kind} {rng.choice(_GIVEN_M + _GIVEN_F)} - {district}"
+                name = f"{kind} {rng.choice(GIVEN_M + GIVEN_F)} - {district}"
                 # A third of the agents sell to farmers on crop credit themselves and settle
                 # with the trader from the harvest ("gối đầu" until the coffee is sold).
                 habit = int(
@@ -273,8 +167,8 @@ def make_customers(rng: Rng, scale: float, start: int, end: int) -> pd.DataFrame
                 credit = int(rng.integers(30, 200)) * 10_000_000
                 tax = _tax_code(rng, province)
             else:
-                kind = _ENTERPRISE_KINDS[rng.integers(len(_ENTERPRISE_KINDS))]
-                name = f"{kind} {rng.choice(_ESTATES)}"
+                kind = ENTERPRISE_KINDS[rng.integers(len(ENTERPRISE_KINDS))]
+                name = f"{kind} {rng.choice(ESTATES)}"
                 habit = int(rng.choice([EARLY, ON_TIME, LATE], p=[0.2, 0.65, 0.15]))
                 terms = int(rng.choice([30, 45]))
                 credit = int(rng.integers(10, 50)) * 100_000_000

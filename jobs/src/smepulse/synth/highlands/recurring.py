@@ -23,7 +23,8 @@ import pandas as pd
 
 from smepulse.synth.highlands.calendar import ascii_upper, day_of, farm_demand, ymd
 from smepulse.synth.highlands.feed import OWN_BANK_NAME, Calendar, Feed
-from smepulse.synth.highlands.master import AGRIBANK, BIDV, VCB, Master, person_name
+from smepulse.synth.highlands.master import AGRIBANK, BIDV, VCB, Master
+from smepulse.synth.highlands.names import person_name
 from smepulse.synth.highlands.purchases import Purchases
 from smepulse.synth.highlands.sales import CASH_M, Sales
 from smepulse.synth.util import Rng
