@@ -250,3 +250,71 @@ def duckdb_row_counter(settings: Settings) -> Iterator[Callable[[str], int | Non
     finally:
         if "con" in state:
             state["con"].close()
+
+
+def _live_twin(relation: str) -> str | None:
+    """``"db"."gold_staging"."t"`` -> ``"db"."gold"."t"``; None when not a staged relation."""
+    parts = relation.split(".")
+    if len(parts) < 2:
+        return None
+    schema = parts[-2].strip('"')
+    if not schema.endswith("_staging"):
+        return None
+    parts[-2] = f'"{schema.removesuffix("_staging")}"'
+    return ".".join(parts)
+
+
+def observe_publish(
+    outcomes: list[NodeOutcome], count: Callable[[str], int | None]
+) -> tuple[bool, str | None]:
+    """Did the publish step really copy every table this build staged to the live schema?
+
+    Observed, not assumed: each staged table's live twin must exist and hold the same number
+    of rows (``count`` returns None for a table it cannot read). Returns (published, why not).
+    A build that staged nothing (views only, or write-audit-publish off) has nothing to
+    publish: (True, None).
+    """
+    for o in outcomes:
+        if o.resource_type != "model" or not o.relation or o.failed:
+            continue
+        live = _live_twin(o.relation)
+        if live is None:
+            continue
+        staged_rows, live_rows = count(o.relation), count(live)
+        if live_rows is None:
+            return False, f"{o.name}: {live} is missing after the publish step"
+        if staged_rows != live_rows:
+            return False, (
+                f"{o.name}: {live} holds {live_rows} rows, the tested {o.relation} {staged_rows}"
+            )
+    return True, None
+
+
+@contextlib.contextmanager
+def warehouse_counter(settings: Settings) -> Iterator[Callable[[str], int | None]]:
+    """``count(relation)`` on the run's warehouse (DuckDB file or Trino); None if unreadable."""
+    if settings.warehouse == "duckdb":
+        with duckdb_row_counter(settings) as counter:
+            assert counter is not None
+            yield counter
+        return
+    import trino
+
+    from smepulse.warehouse import TrinoWarehouse
+
+    con = TrinoWarehouse(settings)._connect()  # one connection for all the counts
+
+    def count(relation: str) -> int | None:
+        try:
+            cur = con.cursor()
+            cur.execute(f"select count(*) from {relation}")
+            row = cur.fetchone()
+            return int(row[0]) if row else None
+        except trino.exceptions.TrinoQueryError as exc:
+            log.debug("could not count rows of %s: %s", relation, exc)
+            return None
+
+    try:
+        yield count
+    finally:
+        con.close()

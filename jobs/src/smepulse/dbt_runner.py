@@ -34,8 +34,10 @@ from smepulse.dbt_results import (
     NodeOutcome,
     duckdb_row_counter,
     failure_lines,
+    observe_publish,
     outcome_from_result,
     summarise,
+    warehouse_counter,
 )
 from smepulse.dbt_selection import (
     BRONZE_SOURCES,
@@ -149,8 +151,17 @@ def run_build(
                 error = _register_bronze(settings, stage)
             if not error:
                 success, outcomes, error = _invoke(stage, settings, args)
+            published = False
+            if success:
+                # Observed, not assumed: the live tables must now be what was tested.
+                with warehouse_counter(settings) as count:
+                    published, why = observe_publish(outcomes, count)
+                if not published:
+                    success, error = False, f"publish not observed: {why}"
         elapsed = time.monotonic() - started
-    path = _write_results(settings, stage, selection, exclude, success, outcomes, elapsed, error)
+    path = _write_results(
+        settings, stage, selection, exclude, success, published, outcomes, elapsed, error
+    )
     summary = summarise(outcomes)
     log.info(
         "%s: %s in %.1fs: %d models, %d tests, %d failed",
@@ -350,6 +361,7 @@ def _write_results(
     selection: Selection,
     exclude: tuple[str, ...],
     success: bool,
+    published: bool,
     outcomes: list[NodeOutcome],
     elapsed: float,
     error: str | None,
@@ -363,7 +375,7 @@ def _write_results(
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "elapsed_seconds": round(elapsed, 3),
         "success": success,
-        "published": success,
+        "published": published,
         "error": error,
         **summarise(outcomes),
     }
