@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from smepulse.synth.highlands.calendar import ascii_upper, is_tet_closed
+from smepulse.synth.highlands.calendar import ascii_upper
 from smepulse.synth.highlands.feed import CAT, REF_AP, REF_NONE, Calendar, local_us_one
 from smepulse.synth.highlands.master import AGRIBANK, VCB, Master
 from smepulse.synth.highlands.names import person_name
-from smepulse.synth.util import US, Rng
+from smepulse.synth.util import US, Rng, day_number
+from smepulse.vn_calendar import TET
 
 #: Share of the genuine feed that is planted, and the kinds' shares of the planted lines
 #: (plus one ``payment_during_tet_shutdown`` in each Tết closure of the history).
@@ -186,10 +186,9 @@ def plant(rng: Rng, feed: pd.DataFrame, m: Master) -> tuple[pd.DataFrame, pd.Dat
                 "cash_deposit_structuring",
             )
             planted += 1
-    days = np.arange(m.start_day, m.end_day + 1, dtype=np.int64)
-    closed = days[is_tet_closed(days)]
-    tet_days = closed[np.r_[True, np.diff(closed) > 1]] + 3  # the 3rd day of each closure
-    for day in tet_days[tet_days <= m.end_day]:
+    # The third day of Tết, whenever the history holds it.
+    tet_days = [day_number(d) + 2 for d in TET.values()]
+    for day in (d for d in tet_days if m.start_day <= d <= m.end_day):
         line(
             int(day),
             int(rng.integers(9 * 3600, 20 * 3600)),
