@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -15,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from smepulse.errors import StageError
 from smepulse.settings import Settings
 from smepulse.warehouse import DuckDBWarehouse, TrinoWarehouse, duckdb_lock
 from tests.services.procs import TrinoServer
@@ -89,3 +92,41 @@ def test_duckdb_replace_table_round_trip_and_lock(tmp_path: Path) -> None:
     assert released.is_set()
     holder.join()
     assert len(wh.query("select * from gold.wh_probe")) == 1
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from smepulse.warehouse import duckdb_lock
+with duckdb_lock(Path(sys.argv[1]), exclusive=sys.argv[2] == "write", timeout=5):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[3]))
+"""
+
+
+def test_duckdb_lock_is_shared_for_readers_and_exclusive_for_writers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "w.duckdb"
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(db), "read", "4"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline() == "held\n"
+        start = time.monotonic()
+        with duckdb_lock(db, exclusive=False, timeout=2):  # another reader: no wait
+            assert time.monotonic() - start < 1.5
+        caplog.set_level("INFO", logger="smepulse.warehouse")
+        with (
+            pytest.raises(
+                StageError,
+                match=rf"^gave up after 1s waiting for the DuckDB lock on {db} \(another stage",
+            ),
+            duckdb_lock(db, exclusive=True, timeout=1.0, holder="uc10-detect"),
+        ):
+            pass
+        assert f"another stage holds the write lock on {db} (uc10-detect)" in caplog.text
+    finally:
+        other.wait(timeout=30)
+    with duckdb_lock(db, exclusive=True, timeout=2):  # free again once the reader is gone
+        pass
