@@ -14,7 +14,12 @@ from PIL import Image
 
 from scripts.screenshot_report import find_browser, screenshot
 from smepulse.settings import Settings
-from tests.integration.stages.gold_fixture import DAY, build_gold, write_report
+from tests.integration.stages.gold_fixture import (
+    DAY,
+    build_forecast_components,
+    build_gold,
+    write_report,
+)
 from tests.needs import missing
 
 pytestmark = pytest.mark.e2e
@@ -39,3 +44,18 @@ def test_report_renders_with_charts_and_tables(tmp_path: Path) -> None:
     assert colour_share(image, (0x0F, 0x17, 0x2A)) > 0.02  # the dark header band
     assert colour_share(image, (0x25, 0x63, 0xEB), tol=30) > 0.0001  # the forecast line (blue)
     assert colour_share(image, (0xDC, 0x26, 0x26), tol=30) > 0.0002  # "high" priority badges/bar
+
+
+def test_forecast_components_chart_renders(tmp_path: Path) -> None:
+    if find_browser() is None:
+        missing("chromium (apt-get install -y chromium)")
+    settings = Settings(home=tmp_path / "home", logical_date=DAY, pipeline="ml-predict")
+    build_gold(settings)
+    build_forecast_components(settings)
+    png = screenshot(write_report(settings), tmp_path / "report.png")
+    image = np.asarray(Image.open(png).convert("RGB"))
+    assert image.std() > 20, "the screenshot is (nearly) blank"
+    # the stacked bars: collections (green, 30 bars), payroll (purple, one day), the net line
+    assert colour_share(image, (0x16, 0xA3, 0x4A), tol=30) > 0.002
+    assert colour_share(image, (0x7C, 0x3A, 0xED), tol=30) > 0.00005
+    assert colour_share(image, (0x25, 0x63, 0xEB), tol=30) > 0.0002

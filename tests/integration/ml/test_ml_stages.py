@@ -177,7 +177,7 @@ def test_retraining_on_the_same_data_keeps_the_champion_and_says_why(trained: Se
     assert doc["uc09"]["decision"] == "unchanged"
 
 
-def test_a_challenger_of_another_kind_is_judged_on_the_champions_refitted_backtest(
+def test_a_challenger_of_another_kind_is_judged_against_the_champions_logged_figure(
     tmp_path: Path,
 ) -> None:
     settings = _settings(tmp_path, ml_forecast_candidates=["ets"])
@@ -195,9 +195,8 @@ def test_a_challenger_of_another_kind_is_judged_on_the_champions_refitted_backte
     assert figures["champion_kind"].startswith("ets/") and figures["candidate_kind"].startswith(
         "prophet/"
     )
-    # The champion's figure is its own backtest on the candidate's folds: same data, same folds
-    # and horizon as the champion's training run, so it is the MASE that run logged (read from
-    # MLflow, not from validate-models), and not the candidate's figure.
+    # The champion's figure is the nested-backtest MASE its own training run logged (read from
+    # MLflow here, not from validate-models), never a re-run on the candidate's folds.
     mlflow = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     v1 = mlflow.get_model_version("smepulse-uc09-cashflow", "1")
     logged = mlflow.get_run(v1.run_id).data.metrics["mase"]
@@ -207,6 +206,22 @@ def test_a_challenger_of_another_kind_is_judged_on_the_champions_refitted_backte
     alias = _alias_holder(mlflow, "smepulse-uc09-cashflow")
     assert doc["champion_after"] == alias
     assert doc["decision"] == ("promoted" if alias == "2" else "rejected")
+    assert (doc["decision"] == "promoted") == (figures["candidate_mase"] < figures["champion_mase"])
+
+
+def test_the_uc09_gate_rejects_a_retrained_model_that_is_no_better(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, ml_forecast_candidates=["ets"])
+    _load_silver(settings)
+    uc09_train.run(settings)
+    with pytest.raises(StageError, match="UC10"):
+        validate.run(settings)
+    uc09_train.run(settings)  # the same procedure on the same data: the same logged figure
+    with pytest.raises(StageError, match="UC10"):
+        validate.run(settings)
+    doc = json.loads((tmp_path / "ml" / f"validation-{END}.json").read_text())["uc09"]
+    assert (doc["candidate_version"], doc["champion_before"]) == ("2", "1")
+    assert doc["decision"] == "rejected" and doc["champion_after"] == "1"
+    assert "does not beat the champion" in doc["reason"]
 
 
 def test_without_labels_the_alert_rate_rule_decides(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 
 from smepulse.settings import Settings
 
@@ -118,3 +119,55 @@ def write_report(settings: Settings) -> Path:
     return (
         settings.reports_dir / f"{settings.pipeline or 'daily-etl'}-{settings.business_date}.html"
     )
+
+
+def build_forecast_components(settings: Settings) -> None:
+    """A book-based forecast's components (hand-made, known pattern) and scored accuracy.
+
+    Collections 120 M VND a day from open invoices (the largest item on day 3: 80 M from
+    customer "Công ty TNHH Thịnh Hoàng"), payments of bills -90 M on weekdays, payroll -300 M
+    on day 5, other inflows 10 M; the forecast table is rewritten as their sum.
+    """
+    future = [DAY + dt.timedelta(days=i) for i in range(1, 31)]
+    rows = []
+    for i, day in enumerate(future, start=1):
+        rows.append((day, "collections_book", 120e6, "expected collections"))
+        rows.append((day, "payments_book", -90e6 if day.weekday() < 5 else 0.0, "payments"))
+        rows.append((day, "recurring_payroll", -300e6 if i == 5 else 0.0, "recurring payroll"))
+        rows.append((day, "other_in", 10e6, "other in"))
+    rows[8] = (
+        future[2],
+        "collections_book",
+        180e6,
+        "expected collections: largest 80.0 M VND from 3 open invoices of Công ty TNHH Thịnh Hoàng",
+    )
+    frame = pd.DataFrame(rows, columns=["forecast_date", "component", "amount_vnd", "detail"])
+    net = frame.groupby("forecast_date")["amount_vnd"].sum()
+    accuracy = pd.DataFrame(
+        {
+            "logical_date": [(DAY - dt.timedelta(days=k)).isoformat() for k in range(20, -1, -1)],
+            "rolling_mape": np.linspace(0.5, 3.5, 21),
+            "rolling_mase": np.linspace(0.6, 0.9, 21),
+            "threshold_mape": 2.0,
+            "is_breached": np.linspace(0.5, 3.5, 21) > 2.0,
+        }
+    )
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        con.register("components", frame)
+        con.register("accuracy", accuracy)
+        con.execute(
+            "create or replace table gold.ml_cashflow_forecast_components as select "
+            "cast(forecast_date as date) forecast_date, component, cast(amount_vnd as bigint) amount_vnd, "
+            "detail from components"
+        )
+        con.execute(
+            "create or replace table gold.ml_cashflow_accuracy_daily as select * from accuracy"
+        )
+        con.execute("delete from gold.ml_cashflow_forecast")
+        con.executemany(
+            "insert into gold.ml_cashflow_forecast values (?, ?, ?, ?)",
+            [(d, round(v), round(v - 150e6), round(v + 150e6)) for d, v in net.items()],
+        )
+    finally:
+        con.close()

@@ -9,7 +9,7 @@ import pytest
 
 from smepulse.settings import Settings
 
-from .gold_fixture import DAY, build_gold, write_report
+from .gold_fixture import DAY, build_forecast_components, build_gold, write_report
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +38,23 @@ def test_full_report_is_self_contained_with_every_section(tmp_path: Path) -> Non
         and "30 days from 2025-07-01" in md
         and "20 alert(s)" in md
     )
+
+
+def test_a_book_forecast_shows_its_components_items_and_accuracy(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, logical_date=DAY, pipeline="ml-predict")
+    build_gold(settings)
+    build_forecast_components(settings)
+    html = write_report(settings).read_text()
+    assert html.count("<svg") == 4  # forecast, components, accuracy, priority bands
+    assert 'id="forecast-components"' in html and 'id="forecast-accuracy"' in html
+    # the legend names the drawn components (those worth >= 0.5 M VND on some day)
+    for label in ("collections book", "payments book", "recurring payroll", "other in"):
+        assert label in html
+    # the largest item of the first week leads the table: day 3, 180 M, with its explanation
+    first_row = html.split("<th>what</th></tr>", 1)[1].split("</tr>", 1)[0]
+    assert "2025-07-03" in first_row and "180.0" in first_row
+    assert "3 open invoices of Công ty TNHH Thịnh Hoàng" in first_row
+    assert "21 days" in html  # accuracy rows up to the logical date
 
 
 def test_missing_tables_are_shown_as_not_available(tmp_path: Path) -> None:

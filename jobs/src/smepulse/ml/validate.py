@@ -4,10 +4,10 @@ For each use case the candidate is the newest registered version. The rule (:fun
 
 1. it must beat the baseline on its own backtest — UC09: MASE below the weekly seasonal naive's;
    UC10: average precision above the robust z-score's on the planted labels;
-2. and beat the current champion *on the same backtest*. The champion's figure is the one its
-   spec (model kind, target, …) scores on the candidate's folds: taken from the candidate's run
-   when the specs are equal, otherwise re-computed now. An exact tie means the same approach on
-   the same folds; the candidate then wins only if it has seen more recent data.
+2. and beat the current champion. UC09: the champion's figure is the nested-backtest MASE it
+   logged when it was trained (not a re-run of its spec on the candidate's folds, which made
+   the gate unable to reject); an exact tie wins only with more recent data. UC10: the
+   champion's figure on the candidate's held-out window.
 
 UC10's labels are the generator's planted anomalies and/or users' verdicts (``smepulse alerts
 review``). Without any (a real customer's first weeks) there is no quality figure; the candidate
@@ -109,10 +109,11 @@ def _fresher(candidate: Any, champion: Any) -> bool:
 
 
 def validate_uc09(settings: Settings, client: Any) -> Outcome | None:
-    from smepulse.ml.backtest import backtest_cashflow
-    from smepulse.ml.cashflow import CashflowSpec
-    from smepulse.ml.data import load_daily_cashflow
-
+    """UC09: the candidate's logged figure is the nested backtest of its selection procedure
+    (:mod:`smepulse.ml.uc09_nested`); the champion's is the one *it* logged when it was
+    trained. The champion is not re-backtested on the candidate's folds: that re-ran the
+    champion's spec on the folds the candidate was chosen on, so the gate could never reject.
+    Comparing logged figures can (a worse new procedure is rejected)."""
     name = registry.UC09_MODEL
     candidate, champion = _candidate_and_champion(client, name)
     if candidate is None:
@@ -122,21 +123,20 @@ def validate_uc09(settings: Settings, client: Any) -> Outcome | None:
     metrics = registry.run_metrics(client, candidate.run_id)
     figures: dict[str, Any] = {
         "candidate_mase": metrics.get("mase", math.nan),
+        "candidate_coverage": metrics.get("coverage", math.nan),
         "baseline_mase": metrics.get("baseline_mase", math.nan),
         "candidate_kind": candidate.tags.get("model_kind"),
     }
     champion_mase: float | None = None
     if champion is not None:
-        if champion.tags.get("spec") == candidate.tags.get("spec"):
-            champion_mase = figures["candidate_mase"]
-        else:
-            params = client.get_run(candidate.run_id).data.params
-            spec = CashflowSpec(**json.loads(champion.tags["spec"]))
-            daily = load_daily_cashflow(settings, dt.date.fromisoformat(candidate.logical_date))
-            champion_mase = backtest_cashflow(
-                daily, spec, int(params["horizon_days"]), int(params["backtest_folds"])
-            ).mase
-        figures.update(champion_mase=champion_mase, champion_kind=champion.tags.get("model_kind"))
+        logged = registry.run_metrics(client, champion.run_id)
+        champion_mase = logged.get("mase", math.nan)
+        figures.update(
+            champion_mase=champion_mase,
+            champion_coverage=logged.get("coverage", math.nan),
+            champion_kind=champion.tags.get("model_kind"),
+            champion_data_end=champion.tags.get("data_end"),
+        )
     decision = decide(
         metric="MASE",
         candidate=figures["candidate_mase"],

@@ -91,6 +91,118 @@ def forecast_chart(history: pd.DataFrame | None, forecast: pd.DataFrame | None) 
         plt.close(fig)
 
 
+COMPONENT_COLOURS = {
+    "collections_book": "#16a34a",
+    "collections_new": "#86efac",
+    "other_in": "#a7f3d0",
+    "payments_book": "#dc2626",
+    "payments_new": "#fca5a5",
+    "recurring_payroll": "#7c3aed",
+    "recurring_rent": "#a78bfa",
+    "recurring_tax": "#f59e0b",
+    "recurring_utilities": "#fcd34d",
+    "other_out": "#d1d5db",
+}
+
+
+def components_chart(components: pd.DataFrame | None) -> str | None:
+    """The book-based forecast day by day: inflow components stacked up, outflow components
+    stacked down, the net forecast as a line (the daily pattern an owner plans with)."""
+    if components is None or components.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    wide = (
+        components.pivot_table(
+            index="forecast_date", columns="component", values="amount_vnd", aggfunc="sum"
+        )
+        .fillna(0.0)
+        .astype(float)
+        / 1e6
+    )
+    wide.index = pd.to_datetime(wide.index)
+    fig, ax = plt.subplots(figsize=(12, 4.2), dpi=100)
+    try:
+        up = pd.Series(0.0, index=wide.index)
+        down = pd.Series(0.0, index=wide.index)
+        for name in [c for c in COMPONENT_COLOURS if c in wide.columns] + sorted(
+            set(wide.columns) - set(COMPONENT_COLOURS)
+        ):
+            values = wide[name]
+            if not values.abs().gt(0.5).any():
+                continue  # a component worth less than 0.5 M VND on every day: not drawn
+            pos, neg = values.clip(lower=0), values.clip(upper=0)
+            colour = COMPONENT_COLOURS.get(name, "#6b7280")
+            label = name.replace("_", " ")
+            if pos.any():
+                ax.bar(wide.index, pos, bottom=up, color=colour, width=0.8, label=label)
+                up += pos
+            if neg.any():
+                ax.bar(wide.index, neg, bottom=down, color=colour, width=0.8,
+                       label=None if pos.any() else label)  # fmt: skip
+                down += neg
+        ax.plot(wide.index, wide.sum(axis=1), color="#2563eb", lw=2, marker="o", ms=3,
+                label="net forecast")  # fmt: skip
+        ax.axhline(0, color="#111827", lw=0.8)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.set_ylabel("million VND per day")
+        ax.grid(alpha=0.25, axis="y")
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncol=6, fontsize=8)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        fig.autofmt_xdate()
+        return _svg(fig)
+    finally:
+        plt.close(fig)
+
+
+def accuracy_chart(accuracy: pd.DataFrame | None) -> str | None:
+    """Rolling MAPE of past forecasts against the retrain threshold, and rolling MASE."""
+    if accuracy is None or accuracy.empty or accuracy["rolling_mape"].isna().all():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    frame = accuracy.assign(day=pd.to_datetime(accuracy["logical_date"]))
+    fig, ax = plt.subplots(figsize=(12, 2.8), dpi=100)
+    try:
+        ax.plot(frame["day"], frame["rolling_mape"].astype(float), color="#dc2626", lw=1.8,
+                label="rolling MAPE")  # fmt: skip
+        ax.plot(frame["day"], frame["rolling_mase"].astype(float), color="#2563eb", lw=1.8,
+                label="rolling MASE")  # fmt: skip
+        ax.axhline(float(frame["threshold_mape"].iloc[-1]), color="#dc2626", lw=1, ls="--",
+                   label="retrain threshold (MAPE)")  # fmt: skip
+        ax.grid(alpha=0.25)
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncol=3)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        fig.autofmt_xdate()
+        return _svg(fig)
+    finally:
+        plt.close(fig)
+
+
+def largest_items(
+    components: pd.DataFrame | None, days: int = 7, top: int = 8
+) -> pd.DataFrame | None:
+    """The largest book items of the first ``days`` forecast days, with their explanation."""
+    if components is None or components.empty:
+        return None
+    book = components[components["component"].isin(["collections_book", "payments_book"])]
+    first = sorted(set(book["forecast_date"]))[:days]
+    book = book[book["forecast_date"].isin(first)]
+    order = book["amount_vnd"].astype(float).abs().sort_values(ascending=False).index
+    return book.loc[order[:top], ["forecast_date", "component", "amount_vnd", "detail"]]
+
+
 def bands_chart(bands: dict[str, int] | None) -> str | None:
     """Open receivables per priority band (high / medium / low)."""
     if not bands:
@@ -163,8 +275,11 @@ def render_html(data: ReportData) -> str:
     charts = {
         "forecast": forecast_chart(data.history, data.forecast),
         "bands": bands_chart(data.priority_bands),
+        "components": components_chart(data.components),
+        "accuracy": accuracy_chart(data.accuracy),
     }
-    return _env().get_template("report.html.j2").render(d=data, charts=charts)
+    items = largest_items(data.components)
+    return _env().get_template("report.html.j2").render(d=data, charts=charts, items=items)
 
 
 def _md_table(frame: pd.DataFrame) -> str:

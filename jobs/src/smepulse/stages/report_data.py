@@ -43,6 +43,9 @@ class ReportData:
     priority_bands: dict[str, int] | None = None
     forecast: pd.DataFrame | None = None  # columns: date, value, lower, upper
     history: pd.DataFrame | None = None  # columns: date, value (net cash flow)
+    # book-based forecast: forecast_date, component, amount_vnd, detail (None: not a book model)
+    components: pd.DataFrame | None = None
+    accuracy: pd.DataFrame | None = None  # logical_date, rolling_mape, rolling_mase, threshold_mape
     anomalies: pd.DataFrame | None = None
     anomaly_count: int | None = None
     problems: list[str] = field(default_factory=list)
@@ -247,6 +250,18 @@ def gather(settings: Settings, wh: Warehouse) -> ReportData:
         data.priority_bands = {str(r.priority_band): int(r.n) for r in bands.itertuples()}
     data.forecast = _safe(data, "ml_cashflow_forecast", lambda: forecast(wh, g))
     data.history = _safe(data, "cash-flow history", lambda: history(wh, g, day))
+    # optional tables: written only by a book-based champion / once forecasts are scored
+    if _safe(
+        data, "forecast components", lambda: wh.table_exists(g, "ml_cashflow_forecast_components")
+    ):
+        data.components = _safe(data, "forecast components", lambda: wh.query(
+            "select forecast_date, component, amount_vnd, detail "
+            f"from {g}.ml_cashflow_forecast_components order by forecast_date, component"))  # fmt: skip
+    if _safe(data, "forecast accuracy", lambda: wh.table_exists(g, "ml_cashflow_accuracy_daily")):
+        data.accuracy = _safe(data, "forecast accuracy", lambda: wh.query(
+            "select logical_date, rolling_mape, rolling_mase, threshold_mape, is_breached "
+            f"from {g}.ml_cashflow_accuracy_daily where logical_date <= '{day.isoformat()}' "
+            "order by logical_date"))  # fmt: skip
     found = _safe(data, "ml_anomaly_alerts", lambda: anomalies(wh, g))
     if found is not None:
         data.anomalies, data.anomaly_count = found
