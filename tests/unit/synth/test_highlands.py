@@ -374,6 +374,14 @@ def test_bronze_carries_no_trace_of_the_labels(medium: Dataset) -> None:
     assert not any(k in text for k in KINDS)
 
 
+def test_a_history_without_tet_has_no_tet_anomaly() -> None:
+    ds = build_dataset(
+        GeneratorConfig(end_date=dt.date(2025, 7, 3), scale=0.3, years=0.3, business="highlands")
+    )
+    kinds = set(ds.labels.column("anomaly_type").to_pylist())
+    assert kinds and "payment_during_tet_shutdown" not in kinds
+
+
 # -- the CLI --------------------------------------------------------------------------------
 
 
