@@ -374,31 +374,20 @@ def alerts_list(ctx: typer.Context) -> None:
     """List the alerts of the last uc10-detect run, with any verdict recorded."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
-    from rich.table import Table
-
     from smepulse.ml.uc10_feedback import current_alerts
 
     settings = load_settings()
     frame = guarded(lambda: current_alerts(settings))
-    table = Table(title=f"UC10 alerts ({len(frame)})")
-    for column in ("rank", "txn_id", "txn_at (UTC)", "amount_vnd", "counterparty", "score",
-                   "reasons", "model", "verdict"):  # fmt: skip
-        table.add_column(column)
-    for row in frame.itertuples(index=False):
-        verdict = row.verdict if isinstance(row.verdict, str) else "-"
-        table.add_row(
-            str(row.anomaly_rank),
-            row.txn_id,
-            str(row.txn_at),
-            f"{int(row.amount_vnd):,}",
-            str(row.counterparty),
-            f"{row.anomaly_score:.3f}",
-            str(row.reasons),
-            f"{row.model_name} v{row.model_version}",
-            verdict,
+    typer.echo(f"{len(frame)} alert(s) of the last uc10-detect run")
+    for row in frame.to_dict("records"):
+        verdict = row["verdict"] if isinstance(row["verdict"], str) else "not reviewed"
+        amount = float(row["amount_vnd"])
+        typer.echo(
+            f"{row['anomaly_rank']:>4}  {row['txn_id']}  {row['txn_at']} UTC  {amount:>15,.0f} ₫  "
+            f"{row['counterparty']}  score {row['anomaly_score']:.3f}  "
+            f"[{row['model_name']} v{row['model_version']}]  {verdict}"
         )
-    Console().print(table)
+        typer.echo(f"      {row['reasons']}")
 
 
 @alerts_app.command("review")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from smepulse.ml.cashflow import CashflowModel, CashflowSpec
-from smepulse.ml.features import build_features, feature_matrix
+from smepulse.ml.features import FEATURE_COLUMNS, build_features, feature_matrix
 from smepulse.ml.protocol import Detector, Forecaster, NotFittedError
 from smepulse.ml.uc09_models import (
     ETSForecaster,
@@ -19,6 +19,8 @@ from smepulse.ml.uc09_models import (
 from smepulse.ml.uc10_models import (
     AnomalyModel,
     AnomalySpec,
+    EmpiricalTailDetector,
+    EnsembleDetector,
     IsolationForestDetector,
     RobustZDetector,
 )
@@ -89,7 +91,9 @@ def test_bad_specs_are_rejected() -> None:
         AnomalySpec(kind="lof")
 
 
-@pytest.mark.parametrize("cls", [IsolationForestDetector, RobustZDetector])
+@pytest.mark.parametrize(
+    "cls", [IsolationForestDetector, RobustZDetector, EmpiricalTailDetector, EnsembleDetector]
+)
 def test_detector_round_trip(cls: type[Detector], features: pd.DataFrame, tmp_path: Path) -> None:
     detector = cls().fit(features)
     assert isinstance(detector, Detector)
@@ -107,6 +111,25 @@ def test_anomaly_model_threshold_and_round_trip(features: pd.DataFrame, tmp_path
     loaded = AnomalyModel.load(tmp_path / "a")
     assert loaded.threshold == model.threshold
     np.testing.assert_array_equal(loaded.score(features), model.score(features))
+
+
+def test_empirical_tail_scores_are_summed_tail_rarities() -> None:
+    # Hand-checked: 9 training values 1..9 in every feature (right-skew 0 -> right tail).
+    train = pd.DataFrame({c: np.arange(1.0, 10.0) for c in FEATURE_COLUMNS})
+    detector = EmpiricalTailDetector().fit(train)
+    probe = pd.DataFrame({c: [9.0, 100.0] for c in FEATURE_COLUMNS})
+    # value 9: 1 training value >= 9 -> tail (1+1)/10; 100: none -> 1/10; summed over features.
+    expected = [len(FEATURE_COLUMNS) * -np.log(0.2), len(FEATURE_COLUMNS) * -np.log(0.1)]
+    np.testing.assert_allclose(detector.score(probe), expected)
+
+
+def test_ensemble_ranks_a_planted_outlier_first(features: pd.DataFrame) -> None:
+    model = AnomalyModel(AnomalySpec(kind="ensemble", alert_rate=0.05)).fit(features)
+    odd = features.iloc[[0]].copy()
+    odd[FEATURE_COLUMNS] = features[FEATURE_COLUMNS].max().to_numpy() * 3 + 1
+    scores = model.score(pd.concat([features, odd], ignore_index=True))
+    assert int(np.argmax(scores)) == len(features)  # the all-extreme row is the rarest
+    assert model.flag(scores[-1:]).all()
 
 
 def test_unfitted_models_say_so(tmp_path: Path) -> None:

@@ -123,12 +123,12 @@ def record_verdict(
         raise FeedbackError(f"verdict must be {CONFIRMED} or {FALSE_POSITIVE}, not {verdict!r}")
     store = open_store(settings)
     _require_clean(store, settings)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC)
     ingest = now.astimezone(ZoneInfo(settings.timezone)).date()
     alert = alert or {}
     alert_date = alert.get("logical_date")
     row = {
-        "feedback_id": f"FB-{now:%Y%m%dT%H%M%S}-{txn_id}",
+        "feedback_id": f"FB-{now:%Y%m%dT%H%M%S%f}-{txn_id}",
         "txn_id": txn_id,
         "verdict": verdict,
         "note": note,
@@ -141,9 +141,9 @@ def record_verdict(
         "updated_at": now,
     }
     data = pa.Table.from_pylist([row], schema=stamped_schema(TABLE))
-    part = f"verdict-{now:%Y%m%dT%H%M%S}-{txn_id}"
+    part = f"verdict-{now:%Y%m%dT%H%M%S%f}-{txn_id}"
     if any(f.uri.endswith(f"/{part}.parquet") for f in store.list_files(TABLE)):
-        raise FeedbackError(f"a verdict on {txn_id} was recorded this very second; try again")
+        raise FeedbackError(f"a verdict on {txn_id} was recorded this very instant; try again")
     return store.write_table(TABLE, ingest, data, part=part)
 
 
@@ -188,3 +188,39 @@ def load_labels(settings: Settings, end: dt.date) -> Labels:
         return Labels(confirmed, confirmed | rejected, "verdicts")
     log.info("no anomaly labels (no verdicts, no planted labels): UC10 is evaluated without labels")
     return Labels(set(), set(), "none")
+
+
+def current_alerts(settings: Settings) -> pd.DataFrame:
+    """The alerts of the last ``uc10-detect`` run (``gold.ml_anomaly_alerts``) with the verdict
+    recorded on each so far (NaN when none)."""
+    from smepulse.warehouse import get_warehouse
+
+    warehouse = get_warehouse(settings)
+    if not warehouse.table_exists(settings.gold_schema, "ml_anomaly_alerts"):
+        raise StageError(
+            f"{settings.gold_schema}.ml_anomaly_alerts is not in the warehouse: "
+            "run the ml-predict pipeline (stage uc10-detect) first"
+        )
+    alerts = warehouse.query(
+        f"select * from {settings.gold_schema}.ml_anomaly_alerts order by anomaly_rank"
+    )
+    alerts["txn_id"] = alerts["txn_id"].astype(str)
+    verdicts = read_verdicts(open_store(settings))[["txn_id", "verdict", "note"]]
+    return alerts.merge(verdicts, on="txn_id", how="left")
+
+
+def review(settings: Settings, txn_id: str, verdict: str, note: str | None) -> str:
+    """Record a verdict on ``txn_id``; the alert's model and date come from the current alerts.
+
+    A transaction that is not among them (an anomaly the detector missed, or an alert of an
+    earlier week) may be reviewed too; validate-bronze checks that it exists.
+    """
+    alert: dict[str, Any] | None = None
+    try:
+        alerts = current_alerts(settings)
+    except StageError:
+        alerts = pd.DataFrame(columns=["txn_id"])
+    match = alerts[alerts["txn_id"] == txn_id]
+    if len(match):
+        alert = {str(k): v for k, v in match.iloc[0].to_dict().items()}
+    return record_verdict(settings, txn_id, verdict, note=note, alert=alert)
