@@ -144,6 +144,7 @@ def images(docker: Docker, base_image: str, clean_clone: Path) -> Iterator[Built
             built.build_seconds[target] = build(
                 docker, clean_clone, target, built.tags[target], base_image
             )
+            print(f"\nbuilt {target} from a clean clone in {built.build_seconds[target]:.0f} s")
         yield built
     finally:
         # The layers stay in the daemon's cache (the next build is warm); only the tags go.

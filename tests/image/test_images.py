@@ -114,8 +114,12 @@ def test_stages_image_validates_bronze_and_builds_silver(
     bronze, silver, keys = json.loads(out)
     assert bronze > 0
     assert silver == keys == bronze
-    reparsed = "Unable to do partial parsing" in log
-    print(f"\ndbt-silver in the image: full reparse = {reparsed}")
+    # A measurement, not a rule: whether dbt could start from the baked parse artefacts.
+    dbt_log = docker.run(
+        "run", "--rm", *LOCKED_DOWN, "-v", f"{home_volume}:/var/lib/smepulse", tag,
+        "sh", "-c", "grep -h 'partial pars' /var/lib/smepulse/dbt/logs/dbt.log || true",
+    ).stdout  # fmt: skip
+    print(f"\ndbt-silver in the image, dbt's partial-parse notes:\n{dbt_log}")
 
 
 def test_docker_stop_ends_a_long_command_within_seconds(
