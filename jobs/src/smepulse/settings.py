@@ -234,6 +234,12 @@ class Settings(BaseSettings):
     operator_workers: int = Field(
         8, ge=1, le=64, description="Threads for the operator's blocking API calls."
     )
+    operator_stuck_pod_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A stage Pod that cannot start this long (ImagePullBackOff, Unschedulable, "
+        "...) fails its attempt instead of burning the stage's whole deadline.",
+    )
     operator_watch_timeout_seconds: float = Field(
         300.0,
         gt=0,

@@ -196,6 +196,20 @@ class Kube:
             ),
         )
 
+    # -- Pods -----------------------------------------------------------------------------
+    def list_pods(self, namespace: str, run: str) -> list[dict[str, Any]]:
+        """The stage Pods of run ``run`` (the Jobs' template carries the run label)."""
+        doc = self._json(
+            f"list pods of {namespace}/{run}",
+            lambda: client.CoreV1Api(self.api).list_namespaced_pod(
+                namespace,
+                label_selector=f"{LABEL_RUN}={run}",
+                _preload_content=False,
+                _request_timeout=_TIMEOUT,
+            ),
+        )
+        return list(doc.get("items") or [])
+
     # -- Jobs -----------------------------------------------------------------------------
     def list_jobs(self, namespace: str, run: str) -> list[dict[str, Any]]:
         """Every Job labelled with run ``run`` (a consistent read: no cache, no staleness)."""

@@ -247,3 +247,43 @@ def dns_label(full: str, limit: int = 63) -> str:
         return full
     digest = hashlib.sha256(full.encode()).hexdigest()[:10]
     return f"{full[: limit - 11].rstrip('-.')}-{digest}"
+
+
+# Container waiting reasons that mean "this Pod will not start by itself".
+STUCK_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+
+
+def pod_stuck_reason(pod: Mapping[str, Any]) -> str | None:
+    """Why a stage Pod cannot start, as kubelet and the scheduler report it; None if it can.
+
+    Unschedulable: the scheduler's ``PodScheduled=False`` condition with reason Unschedulable.
+    Image or config problems: a container ``waiting`` with one of STUCK_WAITING_REASONS.
+    """
+    status = pod.get("status") or {}
+    if status.get("phase") not in (None, "Pending"):
+        return None
+    for cond in status.get("conditions") or []:
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
+            return f"Unschedulable: {cond.get('message') or 'no node fits the Pod'}"
+    for cs in [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in STUCK_WAITING_REASONS:
+            return f"{waiting['reason']}: {waiting.get('message') or cs.get('image') or ''}".rstrip(
+                ": "
+            )
+    return None

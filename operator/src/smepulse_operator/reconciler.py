@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smepulse.catalog import Catalog
@@ -34,6 +34,7 @@ from smepulse_operator.model import (
     job_view,
     parse_spec,
     parse_time,
+    pod_stuck_reason,
     utcnow,
 )
 from smepulse_operator.planning import Peer, Plan, RunInput, logical_date, plan_run
@@ -67,6 +68,7 @@ class Reconciler:
     def __init__(self, kube: Kube, settings: Settings, catalog: Catalog) -> None:
         self.kube, self.settings, self.catalog = kube, settings, catalog
         self.tracker = metrics.RunTracker()
+        self.reported: set[tuple[str, str]] = set()  # (Job, reason) already posted as an Event
 
     def reconcile(self, namespace: str, name: str) -> Result:
         """Bring one run one step forward; InvalidSpec after recording it in the status."""
@@ -88,6 +90,7 @@ class Reconciler:
         spec = self._spec(body, ref, status)
         pipeline = self.catalog.pipelines[spec.pipeline]
         jobs, job_images = self._jobs(ref)
+        jobs, stuck, stuck_notes, stuck_wake = self._stuck(ref, jobs)
         peers = () if status.get("startTime") else self._peers(ref, spec.pipeline)
         run = RunInput(ref, spec, status, jobs, peers, self.settings.timezone)
         try:
@@ -107,6 +110,10 @@ class Reconciler:
         )
         if plan.status is not None and plan.status.get("startTime"):
             plan.status["image"] = image
+        plan.delete_jobs.extend(j for j in stuck if j not in plan.delete_jobs)
+        plan.events.extend(stuck_notes)
+        if stuck_wake is not None:
+            plan.wake_in(stuck_wake)
         try:
             self._apply(ref, spec, plan, {j.name for j in jobs}, logical_date(run), image)
         except ApiRejected as exc:
@@ -158,6 +165,46 @@ class Reconciler:
                     if c.get("image"):
                         images.append((str(meta.get("creationTimestamp") or ""), c["image"]))
         return views, [image for _, image in sorted(images)]
+
+    def _stuck(
+        self, ref: RunRef, jobs: list[JobView]
+    ) -> tuple[list[JobView], list[str], list[Note], float | None]:
+        """Active Jobs whose Pod cannot start (ImagePullBackOff, Unschedulable, ...).
+
+        Reported at once as a Warning Event; once the Pod has been stuck for
+        ``operator_stuck_pod_seconds`` the attempt counts as failed with that reason (so the
+        planner retries or fails the stage) and its Job is deleted, instead of the stage
+        burning its whole activeDeadlineSeconds. Returns the jobs (stuck ones turned failed),
+        the names of the Jobs to delete, the Events to post and when to look again.
+        """
+        active = {j.name: j for j in jobs if j.state == "active" and not j.deleting}
+        if not active:
+            return jobs, [], [], None
+        notes: list[Note] = []
+        wake: float | None = None
+        now = utcnow()
+        grace = self.settings.operator_stuck_pod_seconds
+        failed: dict[str, JobView] = {}
+        for pod in self.kube.list_pods(ref.namespace, ref.name):
+            meta = pod.get("metadata") or {}
+            job = active.get(str((meta.get("labels") or {}).get("job-name") or ""))
+            why = pod_stuck_reason(pod)
+            if job is None or why is None:
+                continue
+            if (job.name, why.split(":")[0]) not in self.reported:
+                self.reported.add((job.name, why.split(":")[0]))
+                notes.append(
+                    Note("Warning", "StagePodStuck", f"stage {job.stage} (Job {job.name}): {why}")
+                )
+            since = parse_time(meta.get("creationTimestamp")) or now
+            if (now - since).total_seconds() >= grace:
+                failed[job.name] = replace(
+                    job, state="failed", finished=now, message=f"the Pod could not start: {why}"
+                )
+            else:
+                left = grace - (now - since).total_seconds()
+                wake = left if wake is None else min(wake, left)
+        return [failed.get(j.name, j) for j in jobs], list(failed), notes, wake
 
     def _peers(self, ref: RunRef, pipeline: str) -> list[Peer]:
         peers = []

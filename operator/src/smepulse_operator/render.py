@@ -174,6 +174,12 @@ def render_job(ref: RunRef, tpl: JobTemplate, req: JobRequest) -> dict[str, Any]
         },
         "spec": {
             "backoffLimit": 0,
+            # A Pod evicted by a node drain, preemption or the taint manager (the control
+            # plane marks it DisruptionTarget) is replaced without counting as a failure: an
+            # attempt (the operator's retries) is spent only on the stage's own errors.
+            "podFailurePolicy": {
+                "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+            },
             "activeDeadlineSeconds": stage.timeout_seconds,
             # No ttlSecondsAfterFinished: the run's TTL deletes its Jobs through ownership.
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},

@@ -188,3 +188,94 @@ def test_gap6_scheduled_runs_queue_instead_of_overlapping(operator: Operator, ru
         assert runs.wait_phase(names[1], timeout=90)["phase"] == "Succeeded"
     ended = dt.datetime.fromisoformat(first["completionTime"].replace("Z", "+00:00"))
     assert min(j.metadata.creation_timestamp for j in runs.jobs(names[1])) >= ended
+
+
+def _running_pod(kube_api: client.ApiClient, ns: str, run: str, stage: str) -> str:
+    core = client.CoreV1Api(kube_api)
+
+    def probe() -> str | None:
+        pods = core.list_namespaced_pod(ns, label_selector=f"smepulse.io/run={run}").items
+        for pod in pods:
+            labels = pod.metadata.labels
+            if labels["smepulse.io/stage"] == stage and pod.status.phase == "Running":
+                return str(pod.metadata.name)
+        return None
+
+    return wait_for(probe, timeout=30, what=f"a running Pod of {run}/{stage}")
+
+
+STUCK = {
+    "ImagePullBackOff": {
+        "phase": "Pending",
+        "containerStatuses": [
+            {
+                "name": "stage",
+                "image": "registry.invalid/smepulse:missing",
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {
+                    "waiting": {
+                        "reason": "ImagePullBackOff",
+                        "message": 'Back-off pulling image "registry.invalid/smepulse:missing"',
+                    }
+                },
+            }
+        ],
+    },
+    "Unschedulable": {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 Insufficient memory.",
+                "lastTransitionTime": "2025-01-01T00:00:00Z",
+            }
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize("reason", sorted(STUCK))
+def test_gap8_a_pod_that_cannot_start_is_reported_and_fails_its_attempt_early(
+    reason: str,
+    operator: Operator,
+    runs: Runs,
+    kube_api: client.ApiClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ImagePullBackOff / Unschedulable are written into the Pod's status the way kubelet /
+    the scheduler write them (this control plane's node stand-in has no image puller and no
+    scheduler): the operator must report them (Event StagePodStuck) and, after
+    operator_stuck_pod_seconds, fail the attempt with that reason so the retry runs -- not
+    wait for the stage's 30-minute activeDeadlineSeconds."""
+    monkeypatch.setenv("SMEPULSE_OPERATOR_STUCK_POD_SECONDS", "3")
+    name = f"train-stuck-{reason.lower()}"
+    with operator():
+        runs.create(
+            name, pipeline="ml-training", stages=["validate-models"],
+            retries={"limit": 1, "backoffSeconds": 0},
+            params={"fakeAttempts": '{"validate-models": ["ok:120", "ok:0.5"]}'},
+        )  # fmt: skip
+        pod = _running_pod(kube_api, runs.ns, name, "validate-models")
+        core = client.CoreV1Api(kube_api)
+
+        def report() -> bool:
+            # As kubelet/the scheduler do, keep reporting: the node stand-in may publish its
+            # own (Running) status right after our first write.
+            try:
+                core.patch_namespaced_pod_status(pod, runs.ns, {"status": STUCK[reason]})
+            except client.ApiException:
+                return True  # the Pod is gone: the operator deleted its Job
+            return "StagePodStuck" in {r for _, r, _ in runs.events(name)}
+
+        wait_for(report, timeout=30, interval=1, what=f"the operator to report {reason}")
+        status = runs.wait_phase(name, timeout=60)
+        events = runs.wait_events(name, "StagePodStuck")
+    assert status["phase"] == "Succeeded"
+    stage = next(s for s in status["stages"] if s["name"] == "validate-models")
+    assert stage["attempts"] == 2
+    assert any(reason in msg for _, r, msg in events if r == "StagePodStuck")
+    assert "StageRetrying" in {r for _, r, _ in events}, events
