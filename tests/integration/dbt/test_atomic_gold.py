@@ -51,11 +51,12 @@ def test_failing_gold_test_keeps_the_previous_gold_table(
 def test_failed_stage_names_the_test_and_model_and_keeps_silver(
     warehouse_copy: Callable[[dt.date], Built],
 ) -> None:
-    built = warehouse_copy(dt.date(2026, 6, 30))
+    # The next day's run (a run for 30 June no longer reads ingests dated after it).
+    built = warehouse_copy(dt.date(2026, 7, 1))
     silver_before = built.query(
         "select count(*), sum(outstanding_vnd) from silver.feat_ar_invoice_balances"
     )
-    # A later delivery with an invoice of a customer nobody knows: an orphan foreign key.
+    # That day's delivery holds an invoice of a customer nobody knows: an orphan foreign key.
     folder = Path(built.settings.bronze_root) / "ar_invoices" / "ingest_date=2026-07-01"
     folder.mkdir(parents=True)
     row = {
