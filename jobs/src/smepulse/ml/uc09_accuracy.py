@@ -32,6 +32,7 @@ import datetime as dt
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -200,13 +201,23 @@ def _launch_cluster(settings: Settings, logical: dt.date, breach: str) -> str:
     return f"PipelineRun {name}"
 
 
+Launcher = Callable[[Settings, dt.date, str], str]
+
+
+def default_launcher(settings: Settings) -> Launcher:
+    """A PipelineRun on the cluster (Trino warehouse), a detached local run otherwise."""
+    return _launch_cluster if settings.warehouse == "trino" else _launch_local
+
+
 def request_retrain(
-    settings: Settings, summary: dict[str, float | bool | str | None], *, launch: bool = True
+    settings: Settings,
+    summary: dict[str, float | bool | str | None],
+    launcher: Launcher | None = None,
 ) -> bool:
     """Request one ml-training run for the current breach, unless one was already requested.
 
-    Returns True when a request was made now. ``launch=False`` records without starting
-    anything (tests of the bookkeeping).
+    Returns True when a request was made now. ``launcher(settings, logical_date, breach)``
+    starts the run and says what it started (default: :func:`default_launcher`).
     """
     if not summary["is_breached"]:
         return False
@@ -217,12 +228,7 @@ def request_retrain(
         log.info("UC09 accuracy breach since %s: retraining already requested", breach)
         return False
     logical = settings.business_date
-    if not launch:
-        what = "recorded only"
-    elif settings.warehouse == "trino":
-        what = _launch_cluster(settings, logical, breach)
-    else:
-        what = _launch_local(settings, logical, breach)
+    what = (launcher or default_launcher(settings))(settings, logical, breach)
     row = pd.DataFrame(
         [
             {
@@ -305,10 +311,12 @@ def write_metrics(settings: Settings, summary: dict[str, float | bool | str | No
     write_to_textfile(str(path), registry)
 
 
-def monitor(settings: Settings) -> dict[str, float | bool | str | None]:
+def monitor(
+    settings: Settings, launcher: Launcher | None = None
+) -> dict[str, float | bool | str | None]:
     """What ``uc09-forecast`` runs after writing the forecast: score, metrics, trigger, archive."""
     summary = score(settings)
     write_metrics(settings, summary)
-    summary["retrain_requested"] = request_retrain(settings, summary)
+    summary["retrain_requested"] = request_retrain(settings, summary, launcher)
     archive(settings)
     return summary
