@@ -200,7 +200,8 @@ def largest_items(
     first = sorted(set(book["forecast_date"]))[:days]
     book = book[book["forecast_date"].isin(first)]
     order = book["amount_vnd"].astype(float).abs().sort_values(ascending=False).index
-    return book.loc[order[:top], ["forecast_date", "component", "amount_vnd", "detail"]]
+    items = book.loc[order[:top], ["forecast_date", "component", "amount_vnd", "detail"]]
+    return items.assign(forecast_date=pd.to_datetime(items["forecast_date"]).dt.date)
 
 
 def bands_chart(bands: dict[str, int] | None) -> str | None:
