@@ -216,7 +216,8 @@ def anomalies(wh: Warehouse, g: str) -> tuple[pd.DataFrame, int]:
     if score:
         raw = raw.sort_values(score, ascending=False)
     keep = [c for c in ("txn_id", "txn_at", "bank_account_id", "amount_vnd", "counterparty", "category",
-                        score, "reasons", "reason") if c and c in raw.columns]  # fmt: skip
+                        score, "reasons", "reason", "model_name", "model_version")
+            if c and c in raw.columns]  # fmt: skip
     top = (raw[keep] if keep else raw).head(15).reset_index(drop=True)
     # The warehouse keeps UTC; the reasons speak local time: say which is which.
     return top.rename(columns={"txn_at": "txn_at (UTC)"}), len(raw)
