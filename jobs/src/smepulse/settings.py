@@ -160,7 +160,11 @@ class Settings(BaseSettings):
         7, ge=1, le=90, description="UC10: days up to the logical date scored."
     )
     ml_anomaly_alert_rate: float = Field(
-        0.04, gt=0, lt=0.5, description="UC10 target share of alerts."
+        0.04,
+        gt=0,
+        lt=0.5,
+        description="UC10 alert level: the score reached by this share of training "
+        "transactions, served as a fixed level (no quota per window).",
     )
     ml_anomaly_eval_days: int = Field(
         28, ge=7, le=365, description="UC10 held-out evaluation window."
