@@ -1,6 +1,8 @@
 """Chaos: the operator (a real ``smepulse operator`` subprocess) is killed with SIGKILL at random
-moments while 20 runs are in flight. Afterwards every run must be terminal, with the outcome
-its spec asks for, and no stage may have more Jobs than attempts.
+moments while 50 runs are in flight, and stage Pods are deleted under running stages (at most
+one per run). Afterwards every run must be terminal, with the outcome its spec asks for, no
+stage may have more Jobs than attempts, and only a stage whose Pod was killed may have needed
+a second attempt.
 
 The node stand-in runs the scripted stages (``fake_stage.py``); odd runs fail
 ``refresh-metabase`` on purpose (params.fakeFail), so retries happen under fire too.
@@ -8,6 +10,7 @@ The node stand-in runs the scripted stages (``fake_stage.py``); odd runs fail
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import signal
@@ -18,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from smepulse.catalog import load_catalog
 from tests.integration.operator.conftest import TERMINAL, Runs, StageEnv, _ready
@@ -25,7 +29,7 @@ from tests.kube.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-RUNS = 20
+RUNS = 50
 PIPELINE = load_catalog().pipeline("ml-predict")
 
 
@@ -53,12 +57,13 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_a_run(
     log = tmp_path / "operator.log"
     names = []
     for i in range(RUNS):
-        name = f"ml-predict-202502{i + 1:02d}"
+        day = dt.date(2025, 2, 1) + dt.timedelta(days=i)
+        name = f"ml-predict-{day:%Y%m%d}"
         params = {"fakeFail": "refresh-metabase"} if i % 2 else {}
         runs.create(
             name,
             pipeline="ml-predict",
-            logicalDate=f"2025-02-{i + 1:02d}",
+            logicalDate=day.isoformat(),
             retries={"limit": 1, "backoffSeconds": 1},
             params=params,
         )
@@ -67,20 +72,46 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_a_run(
     def unfinished() -> list[str]:
         return [n for n in names if runs.status(n).get("phase") not in TERMINAL]
 
-    kills, deadline = 0, time.monotonic() + 420
-    while unfinished() and time.monotonic() < deadline and kills < 25:
+    core = client.CoreV1Api(runs.api)
+    pod_kills: set[tuple[str, str]] = set()  # (run, stage) whose running Pod was deleted
+
+    def kill_a_pod() -> None:
+        """Delete one live (Pending or Running) stage Pod of a run that has not lost one yet."""
+        pods = core.list_namespaced_pod(runs.ns, label_selector="smepulse.io/run").items
+        victims = [
+            p for p in pods
+            if p.status.phase in ("Pending", "Running") and p.metadata.deletion_timestamp is None
+            and p.metadata.labels["smepulse.io/run"] not in {r for r, _ in pod_kills}
+        ]  # fmt: skip
+        if victims:
+            pod = rng.choice(victims)
+            labels = pod.metadata.labels
+            pod_kills.add((labels["smepulse.io/run"], labels["smepulse.io/stage"]))
+            core.delete_namespaced_pod(pod.metadata.name, runs.ns, grace_period_seconds=0)
+
+    kills, deadline = 0, time.monotonic() + 180
+    while unfinished() and time.monotonic() < deadline and kills < 15:
         proc = start_operator(operator_env, kube_namespace, log)
         time.sleep(rng.uniform(0.5, 5.0))  # startup, mid-reconcile, mid-patch: anywhere
+        if rng.random() < 0.7:
+            kill_a_pod()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
-    # A last, undisturbed operator finishes what is left; SIGTERM must end it cleanly.
+    # A last operator, never SIGKILLed, finishes what is left while stage Pods still die
+    # under it now and then; SIGTERM must end it cleanly.
     proc = start_operator(operator_env, kube_namespace, log)
     try:
         # Ready first: a SIGTERM before kopf installs its handlers would just kill it.
         wait_for(lambda: _ready(operator_env), timeout=60, what="the last operator to start")
+
+        def settled() -> bool:
+            if len(pod_kills) < 15:
+                kill_a_pod()
+            return not unfinished()
+
         wait_for(
-            lambda: not unfinished(),
+            settled,
             timeout=240,
             interval=1,
             what=f"all runs terminal (seed {seed}, {kills} kills)",
@@ -90,9 +121,11 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_a_run(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, log.read_text()[-5000:]
     assert kills >= 5, f"only {kills} kills: the runs finished too fast to test anything"
+    assert len(pod_kills) >= 5, f"only {len(pod_kills)} stage Pods killed (seed {seed})"
 
     limit = 2  # spec.retries.limit 1 -> at most 2 attempts per main stage
     for i, name in enumerate(names):
+        killed = {stage for run, stage in pod_kills if run == name}
         status = runs.status(name)
         per_stage = Counter(j.metadata.labels["smepulse.io/stage"] for j in runs.jobs(name))
         recorded = {s["name"]: s for s in status["stages"]}
@@ -107,6 +140,10 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_a_run(
             assert per_stage["refresh-metabase"] == 2 and "invalidate-cache" not in per_stage
         else:
             assert status["phase"] == "Succeeded", (name, status.get("message"), seed)
-            assert set(per_stage.values()) == {1}, (name, per_stage, seed)
-        assert per_stage["notify"] == 1
-    print(f"chaos: seed {seed}, {kills} SIGKILLs, {RUNS} runs all terminal")
+            again = {s for s, n in per_stage.items() if n > 1}
+            assert again <= killed, (name, per_stage, killed, seed)
+        assert per_stage["notify"] == 1 or "notify" in killed
+    print(
+        f"chaos: seed {seed}, {kills} operator SIGKILLs, {len(pod_kills)} stage Pods killed, "
+        f"{RUNS} runs all terminal"
+    )
