@@ -37,8 +37,10 @@ UC10_MODEL = "smepulse-uc10-anomaly"
 #: UC10's robust z-score baseline: registered beside every candidate (and by uc10-detect on a
 #: first run), it serves whenever UC10 has no champion.
 UC10_BASELINE_MODEL = "smepulse-uc10-baseline"
+#: UC09's weekly seasonal-naive baseline: registered by uc09-forecast (one version per logical
+#: date, fitted on the data up to it) and served whenever UC09 has no champion.
+UC09_BASELINE_MODEL = "smepulse-uc09-baseline"
 CHAMPION = "champion"
-_USE_CASE = {UC09_MODEL: "UC09", UC10_MODEL: "UC10", UC10_BASELINE_MODEL: "UC10 baseline"}
 
 
 @contextlib.contextmanager
@@ -250,18 +252,3 @@ def load_version(client: Any, version: RegisteredVersion) -> Any:
     with tempfile.TemporaryDirectory(prefix="smepulse-load-") as tmp:
         local = client.download_artifacts(version.run_id, "model", tmp)
         return mlflow.pyfunc.load_model(local).unwrap_python_model()
-
-
-def load_champion(settings: Settings, model_name: str) -> tuple[Any, RegisteredVersion]:
-    """The champion's unwrapped pyfunc (``.model`` is the typed model) and its version.
-
-    Raises :class:`StageError` with one actionable line when there is no champion.
-    """
-    with tracking(settings) as client:
-        current = champion(client, model_name)
-        if current is None:
-            raise StageError(
-                f"no champion model for {_USE_CASE.get(model_name, model_name)}: "
-                "run the ml-training pipeline first"
-            )
-        return load_version(client, current), current

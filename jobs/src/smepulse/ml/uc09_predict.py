@@ -1,9 +1,19 @@
-"""Stage ``uc09-forecast``: the champion's 30-day cash-flow forecast into ``gold.ml_cashflow_forecast``.
+"""Stage ``uc09-forecast``: the 30-day cash-flow forecast into ``gold.ml_cashflow_forecast``.
 
 One row per day after the logical date (``ml_forecast_horizon_days`` rows): net cash flow
-``yhat_vnd`` with its interval, the inflow/outflow parts when the champion models them
+``yhat_vnd`` with its interval, the inflow/outflow parts when the serving model forecasts them
 separately (NULL otherwise), and the model name, version, kind and MLflow run id. The table is
 replaced atomically; on any failure the previous forecast stays as it was.
+
+Which model serves (every row names it):
+
+* the UC09 champion, unless it was trained after the logical date: then the stage refuses (its
+  forecast would not be one made on that date), as ``uc10-detect`` does; run ml-training for
+  that date first;
+* with no champion, the weekly seasonal-naive baseline (``smepulse-uc09-baseline``, see
+  :mod:`smepulse.ml.uc09_register`): fitted on the daily cash flow up to the logical date and
+  registered (once per logical date; a re-run serves the version already registered). So the
+  stage never fails only because nothing was promoted.
 
 A book-based champion forecasts from the book as of the logical date (open invoices and bills,
 habits learned up to it) with the intervals calibrated at training, and also writes
@@ -22,9 +32,12 @@ import pandas as pd
 
 from smepulse.errors import StageError
 from smepulse.ml import registry
+from smepulse.ml.cashflow import CashflowModel
+from smepulse.ml.data import load_daily_cashflow
 from smepulse.ml.uc09_accuracy import monitor, record_forecast
 from smepulse.ml.uc09_book import BookModel
 from smepulse.ml.uc09_book_data import day_number, load_book
+from smepulse.ml.uc09_register import register_baseline
 from smepulse.settings import Settings
 from smepulse.warehouse import get_warehouse
 
@@ -60,30 +73,57 @@ def forecast_frame(
     )
 
 
+def serving_model(
+    settings: Settings,
+) -> tuple[CashflowModel | BookModel, registry.RegisteredVersion, str]:
+    """The model to serve for the logical date, its version and its role (module docstring)."""
+    logical = settings.business_date
+    with registry.tracking(settings) as client:
+        current = registry.champion(client, registry.UC09_MODEL)
+        if current is not None:
+            if current.logical_date > logical.isoformat():
+                raise StageError(
+                    f"the UC09 champion ({registry.UC09_MODEL} v{current.version}) was trained "
+                    f"on data up to {current.tags.get('data_end', '?')} as of "
+                    f"{current.logical_date}, after the logical date {logical}: its forecast "
+                    f"would not be one made on {logical}; run ml-training for {logical} first "
+                    "or forecast a later date"
+                )
+            return registry.load_version(client, current).model, current, "champion"
+        done = registry.latest_as_of(client, registry.UC09_BASELINE_MODEL, logical)
+        if done is not None and done.logical_date == logical.isoformat():
+            return registry.load_version(client, done).model, done, "baseline"
+    log.info("UC09: no champion: fitting the seasonal-naive baseline on data up to %s", logical)
+    model, version = register_baseline(settings, load_daily_cashflow(settings, logical), logical)
+    return model, version, "baseline"
+
+
 def run(settings: Settings) -> None:
     """Stage entry point (see the module docstring)."""
     logical = settings.business_date
     horizon = settings.ml_forecast_horizon_days
-    wrapper, version = registry.load_champion(settings, registry.UC09_MODEL)
-    model = wrapper.model
+    model, version, role = serving_model(settings)
     if isinstance(model, BookModel):
         _run_book(settings, model, version)
         return
+    assert model.last_date is not None
     last = model.last_date.date()
     gap = (logical - last).days
-    if gap < 0:
+    if gap < 0:  # a version without a logical_date tag: its data tells
         raise StageError(
-            f"the UC09 champion ({registry.UC09_MODEL} v{version.version}) was trained on data up to "
+            f"the UC09 {role} ({version.name} v{version.version}) was trained on data up to "
             f"{last}, after the logical date {logical}: its forecast would not be one made on "
             f"{logical}; run ml-training for {logical} first or forecast a later date"
         )
     if gap > STALE_DAYS:
         log.warning(
-            "UC09 champion v%s was trained on data up to %s, %d days before %s: retrain soon",
+            "UC09 %s v%s was fitted on data up to %s, %d days before %s: %s",
+            role,
             version.version,
             last,
             gap,
             logical,
+            "retrain soon" if role == "champion" else "daily cash flow is missing for those days",
         )
     forecast = model.predict(gap + horizon).iloc[gap:].reset_index(drop=True)
     rows = forecast_frame(forecast, version=version, kind=model.spec.label, logical_date=logical)
@@ -91,12 +131,14 @@ def run(settings: Settings) -> None:
     record_forecast(settings, rows)
     monitor(settings)
     log.info(
-        "UC09: wrote %d forecast days %s..%s to %s.%s (champion v%s, %s)",
+        "UC09: wrote %d forecast days %s..%s to %s.%s (%s %s v%s, %s)",
         len(rows),
         rows["forecast_date"].iloc[0],
         rows["forecast_date"].iloc[-1],
         settings.gold_schema,
         TABLE,
+        role,
+        version.name,
         version.version,
         model.spec.label,
     )

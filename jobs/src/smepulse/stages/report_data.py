@@ -41,7 +41,8 @@ class ReportData:
     kpis: list[tuple[str, str, str]] = field(default_factory=list)  # label, value, note
     priority: pd.DataFrame | None = None
     priority_bands: dict[str, int] | None = None
-    forecast: pd.DataFrame | None = None  # columns: date, value, lower, upper
+    # columns: date, value, lower, upper (+ model_name, model_version, model_kind when written)
+    forecast: pd.DataFrame | None = None
     history: pd.DataFrame | None = None  # columns: date, value (net cash flow)
     # book-based forecast: forecast_date, component, amount_vnd, detail (None: not a book model)
     components: pd.DataFrame | None = None
@@ -198,6 +199,9 @@ def forecast(wh: Warehouse, g: str) -> pd.DataFrame:
     out = pd.DataFrame({"date": pd.to_datetime(raw[date]), "value": raw[value].astype(float)})
     out["lower"] = raw[lower].astype(float) if lower else out["value"]
     out["upper"] = raw[upper].astype(float) if upper else out["value"]
+    for column in ("model_name", "model_version", "model_kind"):  # which model made each day
+        if column in raw.columns:
+            out[column] = raw[column].astype(str)
     return out.sort_values("date").reset_index(drop=True)
 
 
