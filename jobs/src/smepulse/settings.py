@@ -238,6 +238,12 @@ class Settings(BaseSettings):
     operator_workers: int = Field(
         8, ge=1, le=64, description="Threads for the operator's blocking API calls."
     )
+    operator_default_ttl_seconds: int = Field(
+        7 * 24 * 3600,
+        ge=1,
+        description="ttlSecondsAfterFinished of runs whose spec sets none: a finished run (and, "
+        "through ownership, its Jobs and Pods) is deleted this long after it ended.",
+    )
     operator_stuck_pod_seconds: float = Field(
         300.0,
         gt=0,

@@ -139,6 +139,13 @@ class Reconciler:
         where = f"PipelineRun {ref.namespace}/{ref.name}"
         try:
             spec = parse_spec(body.get("spec") or {}, where)
+            if spec.ttl_seconds_after_finished is None:
+                # Runs never pile up: the operator's default TTL when the spec sets none.
+                spec = spec.model_copy(
+                    update={
+                        "ttl_seconds_after_finished": self.settings.operator_default_ttl_seconds
+                    }
+                )
             if spec.pipeline not in self.catalog.pipelines:
                 raise InvalidSpec(
                     f"{where}: unknown pipeline {spec.pipeline!r}; this operator knows "

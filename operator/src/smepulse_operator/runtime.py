@@ -71,16 +71,12 @@ class Runtime:
                 self.wake(uid)
 
     async def follow(self, namespace: str, name: str, uid: str, body: Any, stopped: Any) -> None:
-        """The daemon body for one run; returns when the run is finished (or gone).
+        """The daemon body for one run; returns when the run is gone (every run has a TTL:
+        its own or the operator's default, so a finished run is followed until deleted).
 
         Transient API failures (kopf.TemporaryError) end a follower started by
         :meth:`changed`; the next change of the run, or a restart, follows it again.
         """
-        if self._settled(body):
-            # Finished before this process started, nothing left to do (no TTL): count it only.
-            pipeline = str((body.get("spec") or {}).get("pipeline") or "")
-            self.reconciler.tracker.update(uid, namespace, pipeline, body.get("status") or {})
-            return
         wake = self.wakeups.setdefault(uid, asyncio.Event())
         loop = asyncio.get_running_loop()
         try:
@@ -132,14 +128,6 @@ class Runtime:
                 reason=note.reason,
                 message=note.message,
             )
-
-    @staticmethod
-    def _settled(body: Any) -> bool:
-        status = body.get("status") or {}
-        spec = body.get("spec") or {}
-        return (
-            status.get("phase") in TERMINAL_PHASES and spec.get("ttlSecondsAfterFinished") is None
-        )
 
     def api_ok(self) -> bool:
         """Readiness: the API answered recently (a reconcile, or a ping now)."""

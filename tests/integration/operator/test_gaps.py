@@ -279,3 +279,17 @@ def test_gap8_a_pod_that_cannot_start_is_reported_and_fails_its_attempt_early(
     assert stage["attempts"] == 2
     assert any(reason in msg for _, r, msg in events if r == "StagePodStuck")
     assert "StageRetrying" in {r for _, r, _ in events}, events
+
+
+def test_gap7_a_run_without_a_ttl_gets_the_operators_default(
+    operator: Operator, runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No run piles up: without spec.ttlSecondsAfterFinished the operator's default TTL
+    (SMEPULSE_OPERATOR_DEFAULT_TTL_SECONDS, 7 days unless set) deletes the finished run, and
+    the garbage collector its Jobs."""
+    monkeypatch.setenv("SMEPULSE_OPERATOR_DEFAULT_TTL_SECONDS", "2")
+    with operator():
+        runs.create("train-default-ttl", pipeline="ml-training", stages=["validate-models"])
+        assert runs.wait_phase("train-default-ttl", timeout=60)["phase"] == "Succeeded"
+        wait_for(lambda: runs.get("train-default-ttl") is None, timeout=30, what="deletion")
+        wait_for(lambda: runs.jobs("train-default-ttl") == [], timeout=60, what="its Jobs gone")
