@@ -15,6 +15,20 @@ import pyarrow as pa
 from smepulse.settings import Settings
 
 
+def ingest_stamp(settings: Settings) -> dt.datetime:
+    """The ``updated_at`` of rows an external ingest writes for the run's logical date D.
+
+    Wall-clock now, but never later than the last instant a run for D reads (local midnight
+    after D, in the business time zone): a run for a past date (a backfill, or the offline demo
+    whose end date is yesterday) stamps its rows as known on D, so the point-in-time reads of
+    that same date (``dbt/macros/as_of_date.sql``) see what it wrote.
+    """
+    from smepulse.bronze.validate import cutoff_utc
+
+    end_of_day = cutoff_utc(settings.business_date, settings.timezone, 0.0)
+    return min(dt.datetime.now(dt.UTC), end_of_day - dt.timedelta(seconds=1))
+
+
 def write(settings: Settings, table: str, ingest_date: dt.date, data: pa.Table) -> None:
     """Write ``data`` as the ``ingest_date`` partition of bronze ``table``."""
     from smepulse.bronze.store import open_store

@@ -201,7 +201,7 @@ def _newest_ingest(history: pa.Table | None) -> pa.Table | None:
 def run(settings: Settings) -> None:
     """Stage ``ingest-provinces`` (see the module docstring for the contract)."""
     today = settings.business_date
-    tables = build_tables(dt.datetime.now(dt.UTC))
+    tables = build_tables(bronze_io.ingest_stamp(settings))
     for name, table in tables.items():
         key = KEYS[name]
         newest = _newest_ingest(bronze_io.read_ingests(settings, name))

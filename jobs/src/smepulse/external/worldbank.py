@@ -185,7 +185,7 @@ def _keep_or_seed(settings: Settings, exc: ApiUnreachable, history: pa.Table | N
     data = to_table(
         ((obs, snap.compiled_on) for obs in snap.observations),
         source=snapshot.SOURCE,
-        updated_at=dt.datetime.now(dt.UTC),
+        updated_at=bronze_io.ingest_stamp(settings),
     )
     bronze_io.write(settings, TABLE, settings.business_date, data)
     log.warning(
@@ -213,7 +213,7 @@ def run(settings: Settings) -> None:
     fetched = to_table(
         ((obs, s.last_updated) for s in series for obs in s.observations),
         source=API_SOURCE,
-        updated_at=dt.datetime.now(dt.UTC),
+        updated_at=bronze_io.ingest_stamp(settings),
     )
     delta = changed_rows(fetched, latest_state(history, before=today))
     already = None
