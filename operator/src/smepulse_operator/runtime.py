@@ -94,7 +94,11 @@ class Runtime:
                 if result.terminal and result.plan.requeue_after is None:
                     return
                 delay = self.settings.operator_reconcile_interval_seconds
-                if result.plan.requeue_after is not None:
+                if result.terminal and result.plan.requeue_after is not None:
+                    # Finished: nothing changes but its TTL (or its spec, which wakes us), so
+                    # no safety-net resyncs of finished runs for days.
+                    delay = result.plan.requeue_after + 0.05
+                elif result.plan.requeue_after is not None:
                     delay = min(delay, result.plan.requeue_after + 0.05)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=max(delay, 0.05))
