@@ -32,7 +32,7 @@ def _settings(home: Path, **extra: object) -> Settings:
         "ml_backtest_folds": 2,
         "ml_forecast_candidates": ["prophet", "ets"],
     }
-    return Settings(home=home, logical_date=END, **{**options, **extra})  # type: ignore[arg-type]
+    return Settings(**{"home": home, "logical_date": END, **options, **extra})  # type: ignore[arg-type]
 
 
 def _load_silver(settings: Settings) -> None:
@@ -86,22 +86,100 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
-def test_missing_champion_is_one_clear_line_and_keeps_previous_outputs(tmp_path: Path) -> None:
+#: Hand-set net cash flow of the last week before END (Wed 2026-06-24 .. Tue 2026-06-30).
+LAST_WEEK = [11_000_000, -22_000_000, 33_000_000, 0, -150_000_000, 5_000_000, 70_000_000]
+
+
+def _plant_last_week_and_a_future(settings: Settings) -> None:
+    """The last 7 days get LAST_WEEK; rows after END (which no forecast made on END may see)
+    get an absurd value."""
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        table = "silver.ml_training_uc09_daily_cashflow"
+        for i, net in enumerate(LAST_WEEK):
+            day = END - dt.timedelta(days=6 - i)
+            con.execute(f"update {table} set net_vnd = ? where cash_date = ?", [net, day])
+        for i in range(1, 8):
+            con.execute(
+                f"insert into {table} values (?, 0, 0, 999000000000, 1)",
+                [END + dt.timedelta(days=i)],
+            )
+    finally:
+        con.close()
+
+
+def test_without_a_champion_the_seasonal_naive_baseline_is_registered_and_serves(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    _load_silver(settings)
+    _plant_last_week_and_a_future(settings)
+    uc09_predict.run(settings)
+    rows = _gold(settings, "ml_cashflow_forecast")
+    # Seasonal naive, known answer: each future day is the same weekday of the last week.
+    assert rows["forecast_date"].dt.date.tolist() == [
+        END + dt.timedelta(days=i) for i in range(1, 31)
+    ]
+    assert rows["yhat_vnd"].tolist() == [LAST_WEEK[i % 7] for i in range(30)]
+    assert (
+        (rows["yhat_lower_vnd"] <= rows["yhat_vnd"]) & (rows["yhat_vnd"] <= rows["yhat_upper_vnd"])
+    ).all()
+    assert set(rows["model_name"]) == {"smepulse-uc09-baseline"}
+    assert set(rows["model_version"]) == {"1"} and set(rows["model_kind"]) == {"seasonal_naive/net"}
+    mlflow = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    v1 = mlflow.get_model_version("smepulse-uc09-baseline", "1")
+    assert (v1.tags["logical_date"], v1.tags["data_end"]) == (str(END), str(END))  # no future
+    assert set(rows["mlflow_run_id"]) == {v1.run_id}
+    assert _alias_holder(mlflow, "smepulse-uc09-cashflow") is None  # nothing was promoted
+
+    # A re-run of the same date serves the version registered for it (no second version) ...
+    uc09_predict.run(settings)
+    assert len(mlflow.search_model_versions("name = 'smepulse-uc09-baseline'")) == 1
+    assert _gold(settings, "ml_cashflow_forecast")["yhat_vnd"].tolist() == rows["yhat_vnd"].tolist()
+    # ... and the next day gets its own version, fitted on data up to that day only.
+    uc09_predict.run(_settings(tmp_path, logical_date=END + dt.timedelta(days=1)))
+    v2 = mlflow.get_model_version("smepulse-uc09-baseline", "2")
+    assert v2.tags["data_end"] == str(END + dt.timedelta(days=1))
+    assert _gold(settings, "ml_cashflow_forecast")["yhat_vnd"].iloc[6] == 999_000_000_000
+
+
+def test_quiet_days_before_the_logical_date_are_zeros_for_the_baseline(tmp_path: Path) -> None:
+    # Silver ends on the last day with a transaction; Mon 06-29 and Tue 06-30 had none.
+    settings = _settings(tmp_path)
+    _load_silver(settings)
+    _plant_last_week_and_a_future(settings)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute(
+        "delete from silver.ml_training_uc09_daily_cashflow where cash_date >= ?",
+        [END - dt.timedelta(days=1)],
+    )
+    con.close()
+    uc09_predict.run(settings)
+    rows = _gold(settings, "ml_cashflow_forecast")
+    assert rows["forecast_date"].iloc[0] == pd.Timestamp(END + dt.timedelta(days=1))
+    assert rows["yhat_vnd"].tolist()[:7] == [*LAST_WEEK[:5], 0, 0]
+
+
+def test_too_little_history_for_the_baseline_is_one_clear_line_and_keeps_previous_outputs(
+    tmp_path: Path,
+) -> None:
     settings = _settings(tmp_path)
     _load_silver(settings)
     con = duckdb.connect(str(settings.warehouse_path))
+    con.execute(
+        "delete from silver.ml_training_uc09_daily_cashflow where cash_date < ?",
+        [END - dt.timedelta(days=9)],
+    )  # 10 days left
     con.execute("create schema gold")
     con.execute("create table gold.ml_cashflow_forecast as select 42 as yhat_vnd")
     con.close()
     with pytest.raises(
-        StageError, match=r"^no champion model for UC09: run the ml-training pipeline first$"
+        StageError,
+        match=r"^UC09 has no champion and too little history up to 2026-06-30 to fit the "
+        r"seasonal-naive baseline \(10 days, needs 14\): run daily-etl for more days first$",
     ):
         uc09_predict.run(settings)
     assert _gold(settings, "ml_cashflow_forecast")["yhat_vnd"].tolist() == [42]
-    # UC10 never fails only because nothing was promoted: the registered baseline serves
-    # (tests/integration/ml/test_uc10_feedback.py covers it in full).
-    uc10_detect.run(settings)
-    assert set(_gold(settings, "ml_anomaly_alerts")["model_name"]) == {"smepulse-uc10-baseline"}
 
     proc = subprocess.run(
         [
@@ -120,7 +198,7 @@ def test_missing_champion_is_one_clear_line_and_keeps_previous_outputs(tmp_path:
         check=False,
     )
     assert proc.returncode == 1
-    assert "error: no champion model for UC09: run the ml-training pipeline first" in proc.stderr
+    assert "error: UC09 has no champion and too little history" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -239,3 +317,14 @@ def test_without_labels_the_held_out_window_rule_decides(tmp_path: Path) -> None
     holder = _alias_holder(mlflow, "smepulse-uc10-anomaly")
     assert holder == ("2" if doc["decision"] == "promoted" else None)
     assert doc["champion_after"] == ("2" if doc["decision"] == "promoted" else None)
+
+
+def test_a_champion_trained_after_the_logical_date_is_refused_not_replaced(
+    trained: Settings,
+) -> None:
+    # As uc10-detect does: the stage fails with one line; it does not fall back to the baseline.
+    early = END - dt.timedelta(days=10)
+    with pytest.raises(StageError, match=r"after the logical date 2026-06-20: its forecast"):
+        uc09_predict.run(_settings(trained.home, logical_date=early))
+    mlflow = MlflowClient(tracking_uri=trained.tracking_uri, registry_uri=trained.tracking_uri)
+    assert mlflow.search_model_versions("name = 'smepulse-uc09-baseline'") == []

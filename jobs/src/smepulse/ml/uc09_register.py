@@ -4,7 +4,8 @@ champion exists, so a forecast is served from the first day.
 The baseline's whole state is the last observed week, so a version fitted on one day is stale
 the next: a version is registered per logical date (``smepulse-uc09-baseline``, tagged with
 that date) and a re-run of the same date serves the version already registered for it. It is
-fitted on the daily cash flow up to the logical date only.
+fitted on the daily cash flow up to the logical date only (quiet days after the last
+transaction counted as zeros).
 """
 
 from __future__ import annotations
@@ -31,6 +32,34 @@ def baseline_spec(settings: Settings) -> CashflowSpec:
     return CashflowSpec(kind=BASELINE_KIND, target="net", level=settings.ml_forecast_interval)
 
 
+def _through(daily: pd.DataFrame, logical: dt.date) -> pd.DataFrame:
+    """``daily`` extended with zero days up to ``logical``.
+
+    Silver's daily cash flow ends on the last day with a bank transaction; the days after it, up
+    to the logical date daily-etl ran for, had no cash movement (silver zero-fills such days
+    between transactions the same way). Without them the "last week" would be an older week.
+    """
+    last = daily["cash_date"].iloc[-1]
+    quiet = (logical - last).days
+    if quiet <= 0:
+        return daily
+    if quiet > SEASON:
+        log.warning(
+            "UC09 baseline: the last cash movement is on %s, %d days before %s: "
+            "the baseline forecasts quiet days",
+            last,
+            quiet,
+            logical,
+        )
+    pad = pd.DataFrame(
+        {
+            "cash_date": [last + dt.timedelta(days=i) for i in range(1, quiet + 1)],
+            **{c: 0.0 for c in ("inflow_vnd", "outflow_vnd", "net_vnd")},
+        }
+    )
+    return pd.concat([daily, pad], ignore_index=True)
+
+
 def register_baseline(
     settings: Settings, daily: pd.DataFrame, logical: dt.date
 ) -> tuple[CashflowModel, registry.RegisteredVersion]:
@@ -42,6 +71,7 @@ def register_baseline(
             f"seasonal-naive baseline ({len(daily)} days, needs {2 * SEASON}): "
             "run daily-etl for more days first"
         )
+    daily = _through(daily, logical)
     spec = baseline_spec(settings)
     model = CashflowModel(spec).fit(daily)
     horizon = settings.ml_forecast_horizon_days
