@@ -3,7 +3,11 @@
 with
 
 latest_versions as (
-    {{ dedupe_latest(optional_bronze_source('alert_feedback'), ['txn_id'], order_by='updated_at desc, feedback_id desc') }}
+    {{ dedupe_latest(
+        optional_bronze_source('alert_feedback'),
+        ['txn_id'],
+        order_by='updated_at desc, feedback_id desc',
+    ) }}
 ),
 
 final as (

@@ -1,7 +1,12 @@
 with
 
 latest_versions as (
-    {{ dedupe_latest(source('bronze', 'ar_invoice_lines'), ['invoice_id', 'line_no'], 'ingest_date desc', stamp_column=none) }}
+    {{ dedupe_latest(
+        source('bronze', 'ar_invoice_lines'),
+        ['invoice_id', 'line_no'],
+        'ingest_date desc',
+        stamp_column=none,
+    ) }}
 ),
 
 -- Lines carry no audit stamp: they are visible once their invoice is (an invoice stamped
