@@ -141,6 +141,10 @@ def test_without_a_champion_the_seasonal_naive_baseline_is_registered_and_serves
     v2 = mlflow.get_model_version("smepulse-uc09-baseline", "2")
     assert v2.tags["data_end"] == str(END + dt.timedelta(days=1))
     assert _gold(settings, "ml_cashflow_forecast")["yhat_vnd"].iloc[6] == 999_000_000_000
+    # A backfill of END after that still serves END's own version (v1), not a new one.
+    uc09_predict.run(settings)
+    assert len(mlflow.search_model_versions("name = 'smepulse-uc09-baseline'")) == 2
+    assert set(_gold(settings, "ml_cashflow_forecast")["model_version"]) == {"1"}
 
 
 def test_quiet_days_before_the_logical_date_are_zeros_for_the_baseline(tmp_path: Path) -> None:

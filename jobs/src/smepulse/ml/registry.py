@@ -221,6 +221,20 @@ def latest_as_of(client: Any, model_name: str, day: dt.date) -> RegisteredVersio
     return _version(client, max(usable, key=lambda mv: int(mv.version)))
 
 
+def version_of_date(client: Any, model_name: str, day: dt.date) -> RegisteredVersion | None:
+    """The newest version of ``model_name`` tagged ``logical_date == day``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'")
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    same = [mv for mv in versions if (mv.tags or {}).get("logical_date") == day.isoformat()]
+    return _version(client, max(same, key=lambda mv: int(mv.version))) if same else None
+
+
 def promote(client: Any, model_name: str, version: str, reason: str) -> None:
     """Point ``champion`` at ``version`` and record why on the version."""
     client.set_registered_model_alias(model_name, CHAMPION, version)

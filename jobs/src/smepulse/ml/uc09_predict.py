@@ -90,8 +90,8 @@ def serving_model(
                     "or forecast a later date"
                 )
             return registry.load_version(client, current).model, current, "champion"
-        done = registry.latest_as_of(client, registry.UC09_BASELINE_MODEL, logical)
-        if done is not None and done.logical_date == logical.isoformat():
+        done = registry.version_of_date(client, registry.UC09_BASELINE_MODEL, logical)
+        if done is not None:
             return registry.load_version(client, done).model, done, "baseline"
     log.info("UC09: no champion: fitting the seasonal-naive baseline on data up to %s", logical)
     model, version = register_baseline(settings, load_daily_cashflow(settings, logical), logical)
