@@ -5,7 +5,8 @@ Steps, for the logical date ``end_date`` (default yesterday):
 1. generate the synthetic SME into bronze (skipped when bronze already holds data generated
    with the same configuration, as recorded in ``<home>/demo-data.json``);
 2. ``external-sync`` (World Bank indicators from the bundled snapshot when offline, provinces);
-3. ``daily-etl`` with its trigger off: the ML models do not exist yet on a first run;
+3. ``daily-etl`` with its trigger off, so that ml-predict runs once, after ml-training, with
+   the models it trained rather than the baselines that would serve before them;
 4. ``ml-training`` (UC09 and UC10, registered in MLflow, promoted when they validate);
 5. ``ml-predict`` (the 30-day forecast, the week's anomalies, then the day's report);
 

@@ -59,12 +59,21 @@ def build_gold(settings: Settings, *, with_ml: bool = True, seed: int = 7) -> No
             future = [DAY + dt.timedelta(days=i) for i in range(1, 31)]
             yhat = rng.normal(50e6, 30e6, 30)
             con.execute(
-                "create table gold.ml_cashflow_forecast (forecast_date date, yhat_vnd bigint, yhat_lower_vnd bigint, yhat_upper_vnd bigint)"
+                "create table gold.ml_cashflow_forecast (forecast_date date, yhat_vnd bigint, yhat_lower_vnd bigint, yhat_upper_vnd bigint, "
+                "model_name varchar, model_version varchar, model_kind varchar)"
             )
             con.executemany(
-                "insert into gold.ml_cashflow_forecast values (?, ?, ?, ?)",
+                "insert into gold.ml_cashflow_forecast values (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (d, round(y), round(y - 120e6), round(y + 120e6))
+                    (
+                        d,
+                        round(y),
+                        round(y - 120e6),
+                        round(y + 120e6),
+                        "smepulse-uc09-baseline",
+                        "3",
+                        "seasonal_naive",
+                    )
                     for d, y in zip(future, yhat, strict=True)
                 ],
             )
@@ -166,8 +175,19 @@ def build_forecast_components(settings: Settings) -> None:
         )
         con.execute("delete from gold.ml_cashflow_forecast")
         con.executemany(
-            "insert into gold.ml_cashflow_forecast values (?, ?, ?, ?)",
-            [(d, round(v), round(v - 150e6), round(v + 150e6)) for d, v in net.items()],
+            "insert into gold.ml_cashflow_forecast values (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    d,
+                    round(v),
+                    round(v - 150e6),
+                    round(v + 150e6),
+                    "smepulse-uc09-cashflow",
+                    "1",
+                    "book",
+                )
+                for d, v in net.items()
+            ],
         )
     finally:
         con.close()

@@ -27,6 +27,7 @@ def test_full_report_is_self_contained_with_every_section(tmp_path: Path) -> Non
     assert "not available yet" not in html.lower()
     assert "INV-000001" in html and "TXN-20" in html
     assert "gold.ml_cashflow_forecast" in html and ">30<" in html  # row count of the forecast table
+    assert "Made by smepulse-uc09-baseline version 3 (seasonal_naive)" in html
     assert "11 pass" in html and "accepted_range_dso (warn)" in html
     assert "dbt-silver" in html and "1 success" in html
     # Self-contained: no external stylesheet, script, image or font.
