@@ -47,12 +47,32 @@ class JsonFormatter(jsonlogger.JsonFormatter):
 _OWN = {"time", "level", "logger", "message", "exception"}
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    A handler bound to the ``sys.stderr`` object of configuration time breaks when that object
+    is swapped and closed later (a CLI invoked in-process by a test runner, then kopf's runner
+    in the same process): every later record becomes a "Logging error" traceback.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # set by StreamHandler.__init__: always sys.stderr
+        pass
+
+
 def setup_logging(settings: Settings) -> None:
     """Configure the root logger once per process, from settings."""
     use_json = settings.log_format == "json" or (
         settings.log_format == "auto" and not sys.stderr.isatty()
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     if use_json:
         handler.setFormatter(JsonFormatter())
     else:

@@ -289,7 +289,7 @@ def trino_warehouse(trino_server: TrinoServer, tmp_path: Path) -> Iterator[Wareh
     def query(sql: str) -> list[tuple[Any, ...]]:
         cur = conn.cursor()
         cur.execute(sql)
-        return list(cur.fetchall())
+        return [tuple(row) for row in cur.fetchall()]  # Trino rows are lists; DuckDB's tuples
 
     yield Warehouse(
         settings_for,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
 
 import pytest
 
-from smepulse.logs import JsonFormatter
+from smepulse.logs import JsonFormatter, setup_logging
+from smepulse.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -64,3 +66,17 @@ def test_non_ascii_stays_readable_and_exceptions_are_one_field() -> None:
         "RuntimeError: Tết"
     )
     assert set(doc) == {"time", "level", "logger", "message", "exception"}
+
+
+def test_records_go_to_the_current_stderr_after_it_was_swapped_and_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A CLI run in-process (a test runner) swaps sys.stderr and closes it afterwards; records
+    # logged later must reach the stderr of that moment, not raise "I/O on closed file".
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging(Settings(log_format="text"))
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("smepulse.test").warning("after the swap")
+    assert second.getvalue().rstrip().endswith("WARNING smepulse.test: after the swap")
