@@ -22,7 +22,7 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,8 +203,10 @@ def latest(client: Any, model_name: str) -> RegisteredVersion | None:
     return _version(client, max(versions, key=lambda mv: int(mv.version)))
 
 
-def latest_as_of(client: Any, model_name: str, day: dt.date) -> RegisteredVersion | None:
-    """The newest version of ``model_name`` trained as of ``day`` or earlier, or None."""
+def _newest_tagged(
+    client: Any, model_name: str, keep: Callable[[str | None], bool]
+) -> RegisteredVersion | None:
+    """The newest version of ``model_name`` whose ``logical_date`` tag ``keep`` accepts."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -213,26 +215,18 @@ def latest_as_of(client: Any, model_name: str, day: dt.date) -> RegisteredVersio
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise
-    usable = [
-        mv for mv in versions if (mv.tags or {}).get("logical_date", "9999") <= day.isoformat()
-    ]
-    if not usable:
-        return None
-    return _version(client, max(usable, key=lambda mv: int(mv.version)))
+    usable = [mv for mv in versions if keep((mv.tags or {}).get("logical_date"))]
+    return _version(client, max(usable, key=lambda mv: int(mv.version))) if usable else None
+
+
+def latest_as_of(client: Any, model_name: str, day: dt.date) -> RegisteredVersion | None:
+    """The newest version of ``model_name`` trained as of ``day`` or earlier, or None."""
+    return _newest_tagged(client, model_name, lambda tag: (tag or "9999") <= day.isoformat())
 
 
 def version_of_date(client: Any, model_name: str, day: dt.date) -> RegisteredVersion | None:
     """The newest version of ``model_name`` tagged ``logical_date == day``, or None."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        versions = client.search_model_versions(f"name = '{model_name}'")
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
-    same = [mv for mv in versions if (mv.tags or {}).get("logical_date") == day.isoformat()]
-    return _version(client, max(same, key=lambda mv: int(mv.version))) if same else None
+    return _newest_tagged(client, model_name, lambda tag: tag == day.isoformat())
 
 
 def promote(client: Any, model_name: str, version: str, reason: str) -> None:
