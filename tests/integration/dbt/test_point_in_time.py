@@ -4,7 +4,9 @@ Run the daily dbt stages for D; land later ingests that correct rows of D (an in
 cancelled, a payment for D booked the next day, a customer's credit limit raised); re-run D:
 every column of every gold table hashes the same as in the first run. Rows of D's own ingest
 stamped at 03:00 local the next morning (after D's cutoff) are not in D's gold and are in
-D+1's, and validate-bronze passes both days (warnings on D only).
+D+1's, and validate-bronze passes both days (warnings on D only). Once silver is as of D+1,
+the ML loaders refuse it for a run of D (training for a past date sees only what was known
+then).
 
 The expectation is independent of the code: per-column SHA-256 over the sorted text of the
 values, computed here in Python from plain SELECTs, and hand-picked rows that must (not) be
@@ -30,9 +32,11 @@ import pytest
 from smepulse.bronze.store import LocalStore
 from smepulse.bronze.validate import validate
 from smepulse.dbt_runner import run_build
-from smepulse.dbt_selection import DAILY_TAGS
+from smepulse.errors import StageError
+from smepulse.ml.data import load_daily_cashflow, load_transactions
 from smepulse.settings import Settings
 from tests.integration.dbt.bronze_fixture import SCHEMAS, build_rows, write_bronze
+from tests.integration.dbt.conftest import DAILY_DBT_STAGES
 from tests.services.procs import TrinoServer
 
 pytestmark = pytest.mark.integration
@@ -175,7 +179,7 @@ def _canonical(value: Any) -> str:
 
 def build(wh: Warehouse, day: dt.date) -> None:
     settings = wh.settings_for(day)
-    for stage, _ in DAILY_TAGS:
+    for stage in DAILY_DBT_STAGES:
         result = run_build(settings, stage)
         failed = [o.describe() for o in result.outcomes if o.failed]
         assert result.success, (day, stage, failed, result.error)
@@ -228,6 +232,16 @@ def check_point_in_time(wh: Warehouse) -> None:
         f"select credit_limit_vnd from {g}.dim_customer where customer_id = '{fix.customer_id}'"
     )
     assert credit and Decimal(str(credit[0][0])) != Decimal(999_000_000)
+
+    # Silver is now as of D+1: training or predicting for D on it would see D+1's corrections.
+    next_day = D + dt.timedelta(days=1)
+    for load in (load_daily_cashflow, load_transactions):
+        with pytest.raises(StageError) as refused:
+            load(wh.settings_for(D), D)
+        message = str(refused.value)
+        assert "built as of 2026-07-01, after this run's logical date 2026-06-30" in message
+        assert "smepulse run daily-etl --date 2026-06-30" in message
+        assert not load(wh.settings_for(next_day), next_day).empty
 
 
 # -- DuckDB ---------------------------------------------------------------------------------

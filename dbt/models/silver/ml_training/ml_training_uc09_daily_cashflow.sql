@@ -43,7 +43,8 @@ final as (
         cast(coalesce(daily.outflow_vnd, 0) as decimal(18, 0)) as outflow_vnd,
         cast(coalesce(daily.inflow_vnd, 0) - coalesce(daily.outflow_vnd, 0) as decimal(18, 0))
             as net_vnd,
-        cast(coalesce(daily.n_transactions, 0) as integer) as n_transactions
+        cast(coalesce(daily.n_transactions, 0) as integer) as n_transactions,
+        {{ as_of_date() }} as as_of_date
     from calendar
     left join daily
         on calendar.cash_date = daily.cash_date

@@ -15,7 +15,8 @@ final as (
         counterparty,
         category,
         description,
-        reference_id
+        reference_id,
+        {{ as_of_date() }} as as_of_date
     from transactions
     where {{ local_date('txn_at') }} <= {{ as_of_date() }}
 )
