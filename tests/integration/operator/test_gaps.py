@@ -293,3 +293,79 @@ def test_gap7_a_run_without_a_ttl_gets_the_operators_default(
         assert runs.wait_phase("train-default-ttl", timeout=60)["phase"] == "Succeeded"
         wait_for(lambda: runs.get("train-default-ttl") is None, timeout=30, what="deletion")
         wait_for(lambda: runs.jobs("train-default-ttl") == [], timeout=60, what="its Jobs gone")
+
+
+def _evict(core: client.CoreV1Api, ns: str, pod: str) -> None:
+    """A node drain's request (``kubectl drain`` uses the Eviction API): the API server marks
+    the Pod DisruptionTarget=True (reason EvictionByEvictionAPI) and deletes it gracefully."""
+    body = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": pod, "namespace": ns},
+    }
+    core.create_namespaced_pod_eviction(pod, ns, body, _preload_content=False)
+
+
+def _delete(core: client.CoreV1Api, ns: str, pod: str) -> None:
+    """A plain deletion: the Pod fails (SIGTERM, exit 143) with no DisruptionTarget."""
+    core.delete_namespaced_pod(pod, ns)
+
+
+# How the stage's Pod is ended -> (operator attempts, a StageRetrying Event, Jobs of the stage).
+DISRUPTIONS = {"evicted": (_evict, 1, False, 1), "deleted": (_delete, 2, True, 2)}
+
+
+@pytest.mark.parametrize("how", sorted(DISRUPTIONS))
+def test_gap8_an_evicted_pod_is_replaced_without_spending_a_retry(
+    how: str, operator: Operator, runs: Runs, stage_env: StageEnv, kube_api: client.ApiClient
+) -> None:
+    """backoffLimit 0 + podFailurePolicy Ignore on DisruptionTarget: a drain's eviction of a
+    running stage Pod makes the real Job controller start a replacement Pod in the SAME Job
+    (attempts stays 1, no StageRetrying), while the same Pod simply deleted (no
+    DisruptionTarget) fails the Job and spends one of the run's retries."""
+    end_pod, attempts, retried, jobs = DISRUPTIONS[how]
+    name = f"train-{how}"
+    core = client.CoreV1Api(kube_api)
+    with operator():
+        runs.create(
+            name, pipeline="ml-training", stages=["validate-models"],
+            retries={"limit": 1, "backoffSeconds": 0},
+            params={"fakeAttempts": '{"validate-models": ["ok:120", "ok:0.5"]}'},
+        )  # fmt: skip
+        pod = _running_pod(kube_api, runs.ns, name, "validate-models")
+        # The fake stage counts its runs in FAKE_LOG: wait until the first one has counted,
+        # so the next Pod (replacement or retry) is its second run and ends at once.
+        wait_for(
+            lambda: any(c["run"] == name for c in stage_env.calls()),
+            timeout=30,
+            what=f"the first Pod of {name} to start the stage",
+        )
+        end_pod(core, runs.ns, pod)
+        if how == "evicted":
+            try:
+                conds = core.read_namespaced_pod(pod, runs.ns).status.conditions or []
+            except client.ApiException as exc:
+                assert exc.status == 404, exc
+            else:  # still terminating: the API server has marked it as a disruption
+                assert any(
+                    (c.type, c.status, c.reason)
+                    == ("DisruptionTarget", "True", "EvictionByEvictionAPI")
+                    for c in conds
+                ), conds
+        status = runs.wait_phase(name, timeout=90)
+        # Events are posted asynchronously; a StageRetrying would precede the success.
+        events = runs.wait_events(name, "StageRetrying") if retried else runs.events(name)
+    assert status["phase"] == "Succeeded", status
+    stage = next(s for s in status["stages"] if s["name"] == "validate-models")
+    assert stage["attempts"] == attempts, stage
+    assert ("StageRetrying" in {r for _, r, _ in events}) is retried, events
+    assert runs.job_stages(name).count("validate-models") == jobs
+    # Two Pods ran the stage either way: the evicted/deleted one and the one that succeeded.
+    assert [c["stage"] for c in stage_env.calls() if c["run"] == name].count("validate-models") == 2
+    if how == "evicted":
+        (job,) = [
+            j
+            for j in runs.jobs(name)
+            if j.metadata.labels["smepulse.io/stage"] == "validate-models"
+        ]
+        assert (job.status.succeeded, job.status.failed or 0) == (1, 0), job.status
