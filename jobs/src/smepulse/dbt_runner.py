@@ -1,9 +1,11 @@
-"""The ``dbt-*`` stages: ``dbt build --select <tags>`` in-process, with progress and a verdict.
+"""The dbt stages: ``dbt build --select <tags>`` in-process, with progress and a verdict.
 
-Each stage builds one slice of the dbt project (``dbt/``) by tag, runs it with dbt's
-programmatic entry point (:class:`dbt.cli.main.dbtRunner`), logs one line per finished node,
-writes the run's results to ``<home>/dbt/<stage>.json`` for the report stage, and raises
-:class:`StageError` naming the failing tests and their models when anything failed.
+Each stage builds the slice of the dbt project (``dbt/``) that its catalog entry's ``dbt:``
+block selects (:mod:`smepulse.dbt_selection`; :func:`run_stage` is the one entry point of
+every dbt stage), runs it with dbt's programmatic entry point (:class:`dbt.cli.main.dbtRunner`),
+logs one line per finished node, writes the run's results to ``<home>/dbt/<stage>.json`` for
+the report stage, and raises :class:`StageError` naming the failing tests and their models
+when anything failed.
 
 Atomic gold: the project follows write-audit-publish. Tables are built and tested in
 ``<schema>_staging``; dbt's on-run-end hook (``dbt/macros/publish_staged.sql``) copies them
@@ -24,11 +26,12 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from smepulse.catalog import Catalog
 from smepulse.dbt_results import (
     BuildProgress,
     NodeOutcome,
@@ -39,12 +42,8 @@ from smepulse.dbt_results import (
     summarise,
     warehouse_counter,
 )
-from smepulse.dbt_selection import (
-    BRONZE_SOURCES,
-    EXTERNAL_SILVER_MARKER,
-    SELECTIONS,
-    Selection,
-)
+from smepulse.dbt_selection import Selection
+from smepulse.dbt_selection import selection as dbt_selection
 from smepulse.errors import StageError
 from smepulse.settings import Settings
 from smepulse.warehouse import duckdb_lock
@@ -64,48 +63,10 @@ class BuildResult:
     error: str | None = None
 
 
-def stage_silver(settings: Settings) -> None:
-    """Silver: staging views over bronze, feature tables and the UC09/UC10 training sets."""
-    _run_stage(settings, "dbt-silver")
-
-
-def stage_gold_dims(settings: Settings) -> None:
-    """Gold dimensions (dim_province comes from external-sync's models when present)."""
-    _run_stage(settings, "dbt-gold-dims")
-
-
-def stage_gold_facts(settings: Settings) -> None:
-    """Gold facts: sales lines, AR/AP documents and payments, bank transactions."""
-    _run_stage(settings, "dbt-gold-facts")
-
-
-def stage_gold_links(settings: Settings) -> None:
-    """Gold links: invoice-payment reconciliation and the 1 % review sample."""
-    _run_stage(settings, "dbt-gold-links")
-
-
-def stage_gold_kpis(settings: Settings) -> None:
-    """Gold KPIs: daily revenue, AR ageing with DSO, daily cash flow, working capital."""
-    _run_stage(settings, "dbt-gold-kpis")
-
-
-def stage_ml_scores(settings: Settings) -> None:
-    """UC05: the receivables priority score as of the logical date."""
-    _run_stage(settings, "dbt-ml-scores")
-
-
-def stage_external_silver(settings: Settings) -> None:
-    """External-sync silver models (World Bank indicators, provinces, wards)."""
-    _run_stage(settings, "dbt-external-silver")
-
-
-def stage_external_gold(settings: Settings) -> None:
-    """External-sync gold models (dim_province, macro indicators)."""
-    _run_stage(settings, "dbt-external-gold")
-
-
-def _run_stage(settings: Settings, stage: str) -> None:
-    result = run_build(settings, stage)
+def run_stage(settings: Settings, stage: str, catalog: Catalog | None = None) -> None:
+    """The entry point of every dbt stage (``smepulse stage <name>``; the catalog's ``dbt:``
+    block says what it builds): raises StageError naming the failed tests and models."""
+    result = run_build(settings, stage, catalog=catalog)
     if not result.success:
         details = "; ".join(failure_lines(result.outcomes)) or result.error or "see the dbt log"
         raise StageError(
@@ -115,24 +76,30 @@ def _run_stage(settings: Settings, stage: str) -> None:
 
 
 def run_build(
-    settings: Settings, stage: str, extra_vars: Mapping[str, Any] | None = None
+    settings: Settings,
+    stage: str,
+    extra_vars: Mapping[str, Any] | None = None,
+    catalog: Catalog | None = None,
 ) -> BuildResult:
-    """Run ``dbt build`` for ``stage``'s selection; write and return its results.
+    """Run ``dbt build`` for ``stage``'s selection (from the catalog); write and return its
+    results.
 
     ``extra_vars`` are merged into ``--vars`` (tests use it to force a failing invariant).
     Never raises for a failed build: the caller decides (the stage raises StageError).
     """
-    selection = SELECTIONS[stage]
+    selection = dbt_selection(stage, catalog)
     with _exclusive(settings, stage):
         exclude = selection.exclude
-        if stage == "dbt-gold-dims" and not _external_silver_ready(settings):
-            log.warning(
-                "dbt-gold-dims: silver.%s is missing (external-sync has not run on this "
-                "warehouse): building the dimensions without dim_province; run the "
-                "external-sync pipeline to add it",
-                EXTERNAL_SILVER_MARKER,
-            )
-            exclude = (*exclude, "tag:external")
+        for rule in selection.exclude_when_missing:
+            if not _relation_exists(settings, rule.relation):
+                log.warning(
+                    "%s: %s is missing: building without %s%s",
+                    stage,
+                    rule.relation,
+                    " ".join(rule.exclude),
+                    f"; {rule.hint}" if rule.hint else "",
+                )
+                exclude = tuple(dict.fromkeys([*exclude, *rule.exclude]))
         args = _build_args(settings, stage, selection, exclude, extra_vars)
         started = time.monotonic()
         log.info(
@@ -147,8 +114,8 @@ def run_build(
         success = False
         with dbt_environment(settings):
             error = None
-            if settings.warehouse == "trino" and stage in BRONZE_SOURCES:
-                error = _register_bronze(settings, stage)
+            if settings.warehouse == "trino" and selection.bronze_sources:
+                error = _register_bronze(settings, stage, selection.bronze_sources)
             if not error:
                 success, outcomes, error = _invoke(stage, settings, args)
             published = False
@@ -252,11 +219,11 @@ def _build_args(
 QUIET = ("--quiet", "--no-use-colors", "--no-send-anonymous-usage-stats")
 
 
-def _register_bronze(settings: Settings, stage: str) -> str | None:
+def _register_bronze(settings: Settings, stage: str, bronze_sources: Sequence[str]) -> str | None:
     """Trino: create missing bronze tables and sync their partitions; the error, if any."""
     from dbt.cli.main import dbtRunner
 
-    sources = list(BRONZE_SOURCES[stage])
+    sources = list(bronze_sources)
     args = [
         *QUIET,
         "run-operation",
@@ -333,12 +300,15 @@ def _exclusive(settings: Settings, stage: str) -> Iterator[None]:
         yield
 
 
-def _external_silver_ready(settings: Settings) -> bool:
-    """Whether the silver view dim_province is built from exists in the warehouse."""
+def _relation_exists(settings: Settings, relation: str) -> bool:
+    """Whether ``silver.<name>`` / ``gold.<name>`` (the layer's schema from the settings)
+    exists in the warehouse."""
+    layer, _, name = relation.partition(".")
+    schema = settings.silver_schema if layer == "silver" else settings.gold_schema
     if settings.warehouse != "duckdb":
         from smepulse.warehouse import TrinoWarehouse
 
-        return TrinoWarehouse(settings).table_exists(settings.silver_schema, EXTERNAL_SILVER_MARKER)
+        return TrinoWarehouse(settings).table_exists(schema, name)
     if not settings.warehouse_path.exists():
         return False
     import duckdb
@@ -348,7 +318,7 @@ def _external_silver_ready(settings: Settings) -> bool:
     try:
         row = con.execute(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [settings.silver_schema, EXTERNAL_SILVER_MARKER],
+            [schema, name],
         ).fetchone()
     finally:
         con.close()

@@ -15,13 +15,17 @@ from typing import Any
 import duckdb
 import pytest
 
+from smepulse.catalog import load_catalog
 from smepulse.dbt_runner import BuildResult, run_build
-from smepulse.dbt_selection import DAILY_TAGS
+from smepulse.dbt_selection import dbt_stages
 from smepulse.settings import Settings
 from smepulse.stages import resolve
 from tests.integration.dbt.bronze_fixture import write_bronze
 
 END_DATE = dt.date(2026, 6, 30)
+
+#: daily-etl's dbt stages in build order, from the catalog.
+DAILY_DBT_STAGES = [s.name for s in dbt_stages(load_catalog().pipeline("daily-etl"))]
 
 
 def make_settings(home: Path, logical_date: dt.date = END_DATE) -> Settings:
@@ -48,7 +52,7 @@ class Built:
 
 
 def build_daily(settings: Settings) -> dict[str, BuildResult]:
-    return {stage: run_build(settings, stage) for stage, _ in DAILY_TAGS}
+    return {stage: run_build(settings, stage) for stage in DAILY_DBT_STAGES}
 
 
 @pytest.fixture(scope="session")

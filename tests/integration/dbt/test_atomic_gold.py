@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from smepulse.dbt_runner import run_build, stage_silver
+from smepulse.dbt_runner import run_build, run_stage
 from smepulse.errors import StageError
 from tests.integration.dbt.bronze_fixture import SCHEMAS
 from tests.integration.dbt.conftest import Built
@@ -74,7 +74,7 @@ def test_failed_stage_names_the_test_and_model_and_keeps_silver(
         pa.Table.from_pylist([row], schema=SCHEMAS["ar_invoices"]), folder / "part-0.parquet"
     )
     with pytest.raises(StageError) as caught:
-        stage_silver(built.settings)
+        run_stage(built.settings, "dbt-silver")
     message = str(caught.value)
     assert "relationships_stg_bronze__ar_invoices_customer_id" in message
     assert "on model stg_bronze__ar_invoices" in message

@@ -7,15 +7,14 @@ import json
 
 import pytest
 
-from smepulse.dbt_selection import DAILY_TAGS
 from tests.integration.dbt.bronze_fixture import build_rows
-from tests.integration.dbt.conftest import END_DATE, Built
+from tests.integration.dbt.conftest import DAILY_DBT_STAGES, END_DATE, Built
 
 pytestmark = pytest.mark.integration
 
 
 def test_every_daily_stage_passes_all_its_tests(built: Built) -> None:
-    for stage, _ in DAILY_TAGS:
+    for stage in DAILY_DBT_STAGES:
         result = built.results[stage]
         failed = [o.describe() for o in result.outcomes if o.failed]
         assert result.success and not failed, (stage, failed, result.error)

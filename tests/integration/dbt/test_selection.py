@@ -10,14 +10,14 @@ import pytest
 from dbt.cli.main import dbtRunner
 
 from smepulse.dbt_runner import QUIET, _common_args
-from smepulse.dbt_selection import DAILY_TAGS, SELECTIONS
-from tests.integration.dbt.conftest import Built
+from smepulse.dbt_selection import selection as dbt_selection
+from tests.integration.dbt.conftest import DAILY_DBT_STAGES, Built
 
 pytestmark = pytest.mark.integration
 
 
 def _listed(built: Built, stage: str) -> set[str]:
-    selection = SELECTIONS[stage]
+    selection = dbt_selection(stage)
     args = [
         *QUIET,
         "ls",
@@ -43,14 +43,17 @@ def _listed(built: Built, stage: str) -> set[str]:
 
 def test_each_test_runs_in_the_stage_of_its_last_parent(built: Built) -> None:
     manifest = json.loads((built.settings.home / "dbt" / "target" / "manifest.json").read_text())
-    order = {tag: i for i, (_, tag) in enumerate(DAILY_TAGS)}
+    # Each daily stage selects one tag (catalog.yaml): a model belongs to the latest one.
+    selects = [dbt_selection(stage).select for stage in DAILY_DBT_STAGES]
+    assert all(len(s) == 1 and s[0].startswith("tag:") for s in selects), selects
+    order = {s[0].removeprefix("tag:"): i for i, s in enumerate(selects)}
     stage_of_model = {}
     for node in manifest["nodes"].values():
         if node["resource_type"] == "model":
             positions = [order[t] for t in node["tags"] if t in order]
             if positions and "external" not in node["tags"]:
                 stage_of_model[node["unique_id"]] = max(positions)
-    listed = {stage: _listed(built, stage) for stage, _ in DAILY_TAGS}
+    listed = {stage: _listed(built, stage) for stage in DAILY_DBT_STAGES}
     checked = 0
     for node in manifest["nodes"].values():
         parents = [p for p in node["depends_on"]["nodes"] if p.startswith("model.")]
@@ -58,7 +61,7 @@ def test_each_test_runs_in_the_stage_of_its_last_parent(built: Built) -> None:
             continue
         if not all(p in stage_of_model for p in parents):
             continue  # touches an external-sync model: checked by their stages
-        expected = DAILY_TAGS[max(stage_of_model[p] for p in parents)][0]
+        expected = DAILY_DBT_STAGES[max(stage_of_model[p] for p in parents)]
         runs_in = [stage for stage, tests in listed.items() if node["unique_id"] in tests]
         assert runs_in == [expected], (node["name"], runs_in, expected)
         checked += 1

@@ -10,9 +10,9 @@ import pytest
 import trino
 
 from smepulse.dbt_runner import run_build
-from smepulse.dbt_selection import DAILY_TAGS
 from smepulse.settings import Settings
 from tests.integration.dbt.bronze_fixture import write_bronze
+from tests.integration.dbt.conftest import DAILY_DBT_STAGES
 from tests.services.procs import TrinoServer
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def test_daily_stages_build_on_trino(trino_server: TrinoServer, tmp_path: Path) 
         trino_bronze_location="local:///bronze",
         bronze_uri=str(trino_server.lake_root / "bronze"),
     )
-    for stage, _ in DAILY_TAGS:
+    for stage in DAILY_DBT_STAGES:
         result = run_build(settings, stage)
         failed = [o.describe() for o in result.outcomes if o.failed]
         assert result.success, (stage, failed, result.error)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from smepulse.catalog import load_catalog
 from smepulse.dbt_results import NodeOutcome, failure_lines, summarise
-from smepulse.dbt_selection import DAILY_TAGS, SELECTIONS
+from smepulse.dbt_selection import dbt_stages, selection
 
 pytestmark = pytest.mark.unit
 
@@ -74,7 +75,11 @@ def test_summary_counts_by_type_and_status() -> None:
 
 
 def test_each_daily_stage_excludes_only_the_later_stages() -> None:
-    stages = [stage for stage, _ in DAILY_TAGS]
+    # The packaged catalog's daily chain, written out by hand: each stage builds its tag and
+    # excludes exactly the tags built after it (derived from the DAG, not listed anywhere).
+    daily = load_catalog().pipeline("daily-etl")
+    tags = ["silver", "gold_dims", "gold_facts", "gold_links", "gold_kpis", "ml_scores"]
+    stages = [s.name for s in dbt_stages(daily)]
     assert stages == [
         "dbt-silver",
         "dbt-gold-dims",
@@ -83,11 +88,10 @@ def test_each_daily_stage_excludes_only_the_later_stages() -> None:
         "dbt-gold-kpis",
         "dbt-ml-scores",
     ]
-    for i, (stage, tag) in enumerate(DAILY_TAGS):
-        selection = SELECTIONS[stage]
-        assert selection.select == (f"tag:{tag}",)
-        later = {f"tag:{t}" for _, t in DAILY_TAGS[i + 1 :]}
-        assert later <= set(selection.exclude)
-        assert not {f"tag:{t}" for _, t in DAILY_TAGS[: i + 1]} & set(selection.exclude)
-    assert "tag:external" in SELECTIONS["dbt-silver"].exclude
-    assert SELECTIONS["dbt-external-gold"].indirect_selection == "cautious"
+    for i, (stage, tag) in enumerate(zip(stages, tags, strict=True)):
+        chosen = selection(stage)
+        assert chosen.select == (f"tag:{tag}",)
+        extra = ("tag:external",) if stage == "dbt-silver" else ()
+        assert chosen.exclude == (*(f"tag:{t}" for t in tags[i + 1 :]), *extra)
+        assert chosen.indirect_selection == "eager"
+    assert selection("dbt-external-gold").indirect_selection == "cautious"

@@ -79,13 +79,17 @@ def test_only_daily_schedules_catch_up(schedule: str | None, daily: bool) -> Non
     assert is_daily(schedule) is daily
 
 
+#: What the catalog says the stages run; never called here (the stage command is faked).
+RUN = "smepulse.stages.notify:run"
+
+
 def _catalog() -> Catalog:
     return parse_catalog(
         {
             "defaults": {"timeoutSeconds": 30, "retries": {"limit": 0, "backoffSeconds": 0}},
             "pipelines": {
-                "daily": {"schedule": "0 2 * * *", "stages": [{"name": "a"}, {"name": "b", "needs": ["a"]}]},
-                "weekly": {"schedule": "0 1 * * 0", "stages": [{"name": "a"}]},
+                "daily": {"schedule": "0 2 * * *", "stages": [{"name": "a", "run": RUN}, {"name": "b", "needs": ["a"], "run": RUN}]},
+                "weekly": {"schedule": "0 1 * * 0", "stages": [{"name": "a", "run": RUN}]},
             },
         }
     )  # fmt: skip

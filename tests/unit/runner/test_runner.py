@@ -26,6 +26,8 @@ from smepulse.settings import Settings
 pytestmark = pytest.mark.unit
 
 DAY = dt.date(2025, 3, 14)
+#: What the catalog says the stages run; never called here (the stage command is faked).
+RUN = "smepulse.stages.notify:run"
 
 
 def catalog(timeout: int = 30, retries: int = 0) -> Catalog:
@@ -34,15 +36,15 @@ def catalog(timeout: int = 30, retries: int = 0) -> Catalog:
         "pipelines": {
             "p": {
                 "stages": [
-                    {"name": "a"},
-                    {"name": "b", "needs": ["a"]},
-                    {"name": "c"},
-                    {"name": "d", "needs": ["b", "c"]},
+                    {"name": "a", "run": RUN},
+                    {"name": "b", "needs": ["a"], "run": RUN},
+                    {"name": "c", "run": RUN},
+                    {"name": "d", "needs": ["b", "c"], "run": RUN},
                     {"name": "go", "kind": "trigger", "triggers": "child", "needs": ["d"]},
                 ],
-                "finally": [{"name": "notify"}],
+                "finally": [{"name": "notify", "run": RUN}],
             },
-            "child": {"stages": [{"name": "x"}]},
+            "child": {"stages": [{"name": "x", "run": RUN}]},
         },
     }
     return parse_catalog(doc)

@@ -1,0 +1,40 @@
+"""The operator image has no dbt or ML libraries: the operator's modules, and the catalog they
+plan from, must load without importing them (nor the dbt runner or the ML stages)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+#: Top-level packages only the stages image has, and smepulse modules that pull them in.
+STAGE_ONLY = ("dbt", "duckdb", "sklearn", "prophet", "statsforecast", "mlflow", "matplotlib")
+STAGE_ONLY_MODULES = ("smepulse.dbt_runner", "smepulse.dbt_results", "smepulse.ml.")
+
+
+def test_operator_and_catalog_import_no_dbt_or_ml() -> None:
+    # A fresh interpreter: this test process has imported everything already.
+    code = (
+        "import json, sys\n"
+        "import smepulse_operator.handlers, smepulse_operator.submit, smepulse_operator.runtime\n"
+        "from smepulse.catalog import load_catalog\n"
+        "from smepulse.stages import registry\n"
+        "registry(load_catalog())\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "smepulse.catalog" in loaded and "smepulse_operator.handlers" in loaded
+    offending = [
+        m
+        for m in loaded
+        if m.split(".")[0] in STAGE_ONLY
+        or any(m == p or (p.endswith(".") and m.startswith(p)) for p in STAGE_ONLY_MODULES)
+    ]
+    assert offending == []
