@@ -5,7 +5,9 @@ What runs is the real thing, built from the Go module proxy by ``scripts/k8s-too
 * etcd on random loopback ports, ``--unsafe-no-fsync`` (data is thrown away anyway);
 * kube-apiserver with TLS, RBAC, service-account token signing, and the admission plugins of
   a normal cluster except ``ServiceAccount`` (as controller-runtime's envtest does);
-  the admin is a client certificate in group ``system:masters``;
+  the admin is a client certificate in group ``system:masters``; it audits list/watch
+  requests for Jobs into ``logs/audit.jsonl`` (:meth:`ControlPlane.audit_events`), so tests
+  can check what a client asked the API server for;
 * kube-controller-manager with every default controller (Job, CronJob, garbage collector,
   namespace, service-account, ...), its own kubeconfig and the service-account signing key,
   ``--leader-elect=false``.
@@ -135,6 +137,7 @@ class ControlPlane:
         self.keep = keep
         self.log_dir = self.workdir / "logs"
         self.kubeconfig = self.workdir / "kubeconfig"
+        self.audit_log = self.log_dir / "audit.jsonl"
         self.server = ""
         self.pki: ClusterPKI | None = None
         self._components: list[_Component] = []
@@ -211,6 +214,11 @@ class ControlPlane:
                 "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                 f"--proxy-client-cert-file={pki.front_proxy.cert}",
                 f"--proxy-client-key-file={pki.front_proxy.key}",
+                f"--audit-policy-file={self._write_audit_policy()}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=50",
+                "--audit-log-maxbackup=1",
             ],
         )
         admin_ctx = _client_context(pki.ca.cert, pki.admin)
@@ -263,6 +271,38 @@ class ControlPlane:
                 f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", admin_ctx
             ),
         )
+
+    def _write_audit_policy(self) -> Path:
+        """Audit only list/watch of Jobs (Metadata level: the request URI with its query,
+        user, user agent), so a test can see how a client watches Jobs (which selector the
+        API server was asked for) without auditing the whole cluster's traffic."""
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [
+                {
+                    "level": "Metadata",
+                    "verbs": ["list", "watch"],
+                    "resources": [{"group": "batch", "resources": ["jobs"]}],
+                },
+                {"level": "None"},
+            ],
+        }
+        path = self.workdir / "audit-policy.yaml"
+        path.write_text(yaml.safe_dump(policy))
+        return path
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The API server's audit events so far (list/watch of Jobs only, see
+        :meth:`_write_audit_policy`); the log is written asynchronously, so poll."""
+        if not self.audit_log.exists():
+            return []
+        events = []
+        for line in self.audit_log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
 
     def restart_controller_manager(self, timeout: float = 30.0) -> None:
         """Restart kube-controller-manager, e.g. right after installing CRDs.

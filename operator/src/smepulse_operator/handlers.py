@@ -49,7 +49,11 @@ async def run_event(
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_RUN: kopf.PRESENT})
 async def job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A stage Job changed: wake the daemon of the run that owns it."""
+    """A stage Job changed: wake the daemon of the run that owns it.
+
+    The API server sends only stage Jobs (the label selector set in
+    :func:`smepulse_operator.main.configure`); ``labels=`` repeats the filter on this side.
+    """
     for owner in body.get("metadata", {}).get("ownerReferences") or []:
         if owner.get("kind") == KIND:
             memo.runtime.wake(owner.get("uid", ""))

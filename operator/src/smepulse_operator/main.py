@@ -15,7 +15,7 @@ import kopf
 
 from smepulse.settings import Settings
 from smepulse_operator.kube import api_client
-from smepulse_operator.model import FINALIZER, GROUP
+from smepulse_operator.model import FINALIZER, GROUP, LABEL_RUN
 from smepulse_operator.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = int(ours.operator_watch_timeout_seconds)
     settings.watching.client_timeout = int(ours.operator_watch_timeout_seconds) + 30
     settings.watching.connect_timeout = 10
+    # Server-side filtering: the Job watch (and its initial list) asks the API server only for
+    # stage Jobs (?labelSelector=smepulse.io/run). The handler's own ``labels=`` filter is
+    # applied by kopf on the client, after the API server has sent every Job in the watched
+    # namespaces; this selector is what keeps the cluster's other Jobs off the wire.
+    settings.watching.label_selectors["batch", "v1", "jobs"] = LABEL_RUN
     settings.networking.request_timeout = 60
     # Only the Events the operator posts on purpose (run/stage news), not every log line.
     settings.posting.level = logging.WARNING

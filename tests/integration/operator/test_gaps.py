@@ -4,6 +4,8 @@ controller, scripted stage Pods run by the node stand-in, the real operator in-p
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from kubernetes import client
@@ -14,6 +16,7 @@ from smepulse_operator.actions import JobRequest
 from smepulse_operator.model import RunRef, parse_spec
 from smepulse_operator.render import job_template, render_job
 from tests.integration.operator.conftest import Operator, Runs, StageEnv, settle
+from tests.kube.controlplane import ControlPlane
 from tests.kube.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -369,3 +372,38 @@ def test_gap8_an_evicted_pod_is_replaced_without_spending_a_retry(
             if j.metadata.labels["smepulse.io/stage"] == "validate-models"
         ]
         assert (job.status.succeeded, job.status.failed or 0) == (1, 0), job.status
+
+
+def test_gap9_the_operator_asks_the_api_server_only_for_stage_jobs(
+    operator: Operator, runs: Runs, kube_cluster: ControlPlane
+) -> None:
+    """The Job watch filters server-side: every list/watch of Jobs the operator's kopf client
+    sends carries ``labelSelector=smepulse.io/run``, as the API server's own audit log
+    records the request (kopf's ``labels=`` on a handler alone filters on the client, after
+    the server has sent every Job of the namespace)."""
+
+    def kopf_job_requests() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in kube_cluster.audit_events()
+            if str(e.get("userAgent", "")).startswith("kopf/")
+            and e.get("objectRef", {}).get("resource") == "jobs"
+            and e.get("objectRef", {}).get("namespace") == runs.ns
+        ]
+
+    def listed_and_watched() -> list[dict[str, Any]] | None:
+        seen = kopf_job_requests()
+        return seen if {"list", "watch"} <= {e["verb"] for e in seen} else None
+
+    with operator():
+        runs.create("train-watched", pipeline="ml-training", stages=["validate-models"])
+        assert runs.wait_phase("train-watched", timeout=60)["phase"] == "Succeeded"
+        requests = wait_for(
+            listed_and_watched,
+            timeout=30,
+            what="the operator's list and watch of Jobs in the audit log",
+            describe=lambda: str(kopf_job_requests())[:2000],
+        )
+    for event in requests:
+        query = parse_qs(urlsplit(event["requestURI"]).query)
+        assert query.get("labelSelector") == ["smepulse.io/run"], event["requestURI"]
