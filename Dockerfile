@@ -104,16 +104,18 @@ RUN set -eu; \
 COPY --from=wheel /wheels/ /wheels/
 RUN uv pip install -q --python /opt/venv/bin/python --no-deps /wheels/*.whl
 COPY dbt/ /opt/smepulse/dbt/
-# Parse for the target stage Jobs use (trino); dbt_runner seeds each stage's writable target
-# folder from target/partial_parse.msgpack and manifest.json.
+# dbt's parse, baked per target into target/<trino|duckdb>/ (partial_parse.msgpack, manifest.json):
+# dbt_runner seeds each stage's writable target folder from the one of its warehouse, and dbt
+# then parses only what changed instead of the whole project. dbt reuses it only for the same
+# profile connection values, so it is parsed with smepulse.dbt_runner.BAKED_SETTINGS: the
+# default chart install's Trino (stage Jobs) and the image's own DuckDB defaults.
 RUN set -eu; \
     cd /opt/smepulse/dbt; \
     rm -rf target logs; \
-    SMEPULSE_DBT_TARGET=trino /opt/venv/bin/dbt parse --quiet --no-send-anonymous-usage-stats \
-      --project-dir . --profiles-dir . --target trino --target-path target --log-path /tmp/dbt-logs; \
-    test -s target/partial_parse.msgpack; \
-    rm -rf /tmp/dbt-logs .user.yml target/graph.gpickle target/graph_summary.json \
-      target/semantic_manifest.json target/perf_info.json
+    /opt/venv/bin/python -c "from pathlib import Path; from smepulse.dbt_runner import bake_image_artefacts; bake_image_artefacts(Path('/opt/smepulse/dbt'))"; \
+    test -s target/trino/partial_parse.msgpack; \
+    test -s target/duckdb/partial_parse.msgpack; \
+    rm -rf /tmp/smepulse /var/lib/smepulse .user.yml logs
 
 # ---- target: stages -----------------------------------------------------------------------------
 FROM runtime AS stages

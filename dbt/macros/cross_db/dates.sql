@@ -14,7 +14,7 @@
 {%- endmacro %}
 
 
-{# The local calendar date (var business_timezone) of a UTC timestamp. #}
+{# The local calendar date (business_timezone()) of a UTC timestamp. #}
 {% macro local_date(utc_column) -%}
     {{ return(adapter.dispatch('local_date', 'smepulse')(utc_column)) }}
 {%- endmacro %}
@@ -24,11 +24,11 @@
 {%- endmacro %}
 
 {% macro duckdb__local_date(utc_column) -%}
-    cast(timezone('{{ var("business_timezone") }}', timezone('UTC', {{ utc_column }})) as date)
+    cast(timezone('{{ business_timezone() }}', timezone('UTC', {{ utc_column }})) as date)
 {%- endmacro %}
 
 {% macro trino__local_date(utc_column) -%}
-    cast(at_timezone(with_timezone({{ utc_column }}, 'UTC'), '{{ var("business_timezone") }}') as date)
+    cast(at_timezone(with_timezone({{ utc_column }}, 'UTC'), '{{ business_timezone() }}') as date)
 {%- endmacro %}
 
 

@@ -151,35 +151,43 @@ def _target_path(settings: Settings, stage: str) -> Path:
 
     DuckDB stages run one at a time (the warehouse lock), so they share one target folder
     and dbt's partial parsing carries from stage to stage. Trino stages may run in parallel
-    on one machine: each gets its own folder. The image bakes ``target/partial_parse.msgpack``
-    and ``manifest.json`` into the (read-only) project at build time; a new target folder
-    starts from them instead of from nothing.
+    on one machine: each gets its own folder. The image bakes ``partial_parse.msgpack`` and
+    ``manifest.json`` per target into the (read-only) project at build time
+    (``target/<warehouse>/``, :func:`bake_parse_artefacts`); a new target folder starts from
+    the one of its warehouse instead of from nothing. dbt uses them when its state check
+    passes: same dbt version, --vars, --target, profile connection keys and the env vars read
+    in dbt_project.yml (see :func:`bake_parse_artefacts`); otherwise it parses in full, as
+    without them.
     """
     if settings.warehouse == "duckdb":
         target = _dbt_dir(settings) / "target"
     else:
         target = _dbt_dir(settings) / f"target-{stage}"
-    baked = settings.dbt_project_dir / "target"
-    if (
-        not (target / "partial_parse.msgpack").exists()
-        and (baked / "partial_parse.msgpack").exists()
-    ):
+    baked = settings.dbt_project_dir / "target" / settings.warehouse
+    if not (target / PARTIAL_PARSE_FILE).exists() and (baked / PARTIAL_PARSE_FILE).exists():
         target.mkdir(parents=True, exist_ok=True)
-        for name in ("partial_parse.msgpack", "manifest.json"):
+        for name in (PARTIAL_PARSE_FILE, "manifest.json"):
             if (baked / name).exists():
                 shutil.copy2(baked / name, target / name)
     return target
 
 
+#: dbt's saved parse state, which ``dbt`` reuses when its state check passes.
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
 def _common_args(settings: Settings, stage: str, extra_vars: Mapping[str, Any] | None) -> list[str]:
+    """Arguments every dbt invocation of a stage shares.
+
+    The run's logical date, time zone and extract lag are *not* passed with ``--vars``:
+    dbt hashes ``--vars`` into its partial-parse state, so a new date would discard the
+    saved parse and every stage would parse the whole project again (a few seconds each).
+    They travel as environment variables instead (:func:`run_env`), read by the macros only
+    at execution time (``run_value()`` in ``dbt/macros/as_of_date.sql``). ``extra_vars``
+    (tests) still go through ``--vars`` and override them, at the cost of a full parse.
+    """
     project = str(settings.dbt_project_dir)
-    variables: dict[str, Any] = {
-        "logical_date": settings.business_date.isoformat(),
-        "business_timezone": settings.timezone,
-        "extract_lag_hours": settings.extract_lag_hours,
-    }
-    variables.update(extra_vars or {})
-    return [
+    args = [
         "--project-dir",
         project,
         "--profiles-dir",
@@ -190,8 +198,96 @@ def _common_args(settings: Settings, stage: str, extra_vars: Mapping[str, Any] |
         str(_target_path(settings, stage)),
         "--log-path",
         str(_dbt_dir(settings) / "logs"),
-        "--vars",
-        json.dumps(variables, sort_keys=True),
+    ]
+    if extra_vars:
+        args += ["--vars", json.dumps(dict(extra_vars), sort_keys=True, default=str)]
+    return args
+
+
+def run_env(settings: Settings) -> dict[str, str]:
+    """The run's values the dbt macros read with env_var() at execution time (run_value())."""
+    return {
+        "SMEPULSE_LOGICAL_DATE": settings.business_date.isoformat(),
+        "SMEPULSE_TIMEZONE": settings.timezone,
+        "SMEPULSE_EXTRACT_LAG_HOURS": str(settings.extract_lag_hours),
+    }
+
+
+def bake_parse_artefacts(settings: Settings) -> Path:
+    """``dbt parse`` for ``settings.warehouse`` into ``<project>/target/<warehouse>``.
+
+    The result is only useful if a stage's invocation later passes dbt's state check
+    (``ManifestLoader.is_partial_parsable`` in dbt-core 1.11): the same dbt version; the same
+    ``--vars`` (none: :func:`_common_args`), ``--target`` and ``--profile``; the same values
+    of the profile's connection keys (Trino: method, host, port, user, database, schema,
+    cert...; DuckDB: path, schema, extensions, settings...); the same values of the env vars
+    dbt_project.yml reads (the silver/gold schema names). Arguments and environment come from
+    the very functions a stage uses, so only the settings' values matter
+    (:data:`BAKED_SETTINGS`). Env vars that sources YAML reads (the bronze root) make dbt
+    reparse just those files when they differ. Only ``partial_parse.msgpack`` and
+    ``manifest.json`` are kept.
+    """
+    from dbt.cli.main import dbtRunner
+
+    target = settings.dbt_project_dir / "target" / settings.warehouse
+    project = str(settings.dbt_project_dir)
+    args = [
+        *QUIET,
+        "parse",
+        "--project-dir",
+        project,
+        "--profiles-dir",
+        project,
+        "--target",
+        settings.warehouse,
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(_dbt_dir(settings) / "logs"),
+    ]
+    with dbt_environment(settings):
+        outcome = dbtRunner().invoke(args)
+    if not outcome.success or not (target / PARTIAL_PARSE_FILE).exists():
+        raise StageError(
+            f"dbt parse for target {settings.warehouse} failed: "
+            f"{outcome.exception or 'see ' + str(_dbt_dir(settings) / 'logs')}"
+        )
+    for path in target.iterdir():
+        if path.name not in (PARTIAL_PARSE_FILE, "manifest.json"):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    return target
+
+
+#: The settings the stages image bakes dbt's parse for, per target: those a stage Job sees
+#: in the default chart install (``helm install smepulse charts/smepulse -n smepulse``: the
+#: chart's ConfigMap; tests/integration/dbt/test_partial_parse.py renders it and proves that
+#: a stage accepts the baked parse), and for DuckDB the image's own defaults
+#: (SMEPULSE_HOME=/var/lib/smepulse, local bronze). Another install (release name, namespace,
+#: Trino user or catalog) still works: its first dbt invocation parses in full.
+BAKED_SETTINGS: dict[str, dict[str, Any]] = {
+    "trino": {
+        "warehouse": "trino",
+        "home": "/tmp/smepulse",
+        "trino_host": "smepulse-trino.smepulse.svc",
+        "trino_port": 8080,
+        "trino_http_scheme": "http",
+        "trino_user": "smepulse",
+        "trino_catalog": "lakehouse",
+        "trino_bronze_catalog": "bronze",
+        "bronze_uri": "s3://smepulse/bronze",
+    },
+    "duckdb": {"warehouse": "duckdb", "home": "/var/lib/smepulse"},
+}
+
+
+def bake_image_artefacts(project_dir: Path) -> list[Path]:
+    """The image build's step: :func:`bake_parse_artefacts` for every :data:`BAKED_SETTINGS`."""
+    return [
+        bake_parse_artefacts(Settings(**values, dbt_project_dir=project_dir))
+        for values in BAKED_SETTINGS.values()
     ]
 
 
@@ -264,16 +360,18 @@ def _invoke(
 
 @contextlib.contextmanager
 def dbt_environment(settings: Settings) -> Iterator[None]:
-    """Export Settings.dbt_env() for the duration of a dbt invocation, then restore.
+    """Export Settings.dbt_env() and run_env() for one dbt invocation, then restore.
 
     dbt reads its profile through env_var() in profiles.yml and offers no other way to hand
-    it configuration; this is the one sanctioned place where SME Pulse writes the
-    environment. The previous values come back afterwards, because the names double as
-    Settings' own variables (SMEPULSE_DUCKDB_PATH, ...) and must not leak into a Settings
-    built later in the same process.
+    it configuration; the macros read the run's logical date the same way (not as --vars,
+    which would void partial parsing: :func:`_common_args`). This is the one sanctioned
+    place where SME Pulse writes the environment. The previous values come back afterwards,
+    because the names double as Settings' own variables (SMEPULSE_DUCKDB_PATH,
+    SMEPULSE_LOGICAL_DATE, ...) and must not leak into a Settings built later in the same
+    process.
     """
     _dbt_dir(settings).mkdir(parents=True, exist_ok=True)
-    values = settings.dbt_env()
+    values = {**settings.dbt_env(), **run_env(settings)}
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
