@@ -34,6 +34,7 @@ Failure semantics:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -52,6 +53,7 @@ __all__ = [
     "after_failed_attempt",
     "outcome",
     "plan_step",
+    "unpublished_upstream",
 ]
 
 Outcome = Literal["Succeeded", "Failed", "Cancelled"]
@@ -220,3 +222,56 @@ def _outcome(
 
 def _finally(pipeline: Pipeline) -> set[str]:
     return {s.name for s in pipeline.finally_}
+
+
+def unpublished_upstream(
+    pipeline: Pipeline,
+    from_stage: str,
+    logical_date: dt.date,
+    last_success: Mapping[str, dt.date],
+) -> str | None:
+    """Why a ``--from-stage`` run of ``logical_date`` must not start, or None if it may.
+
+    A partial run publishes on top of what the stages it does not run left in the warehouse,
+    so every stage the selected ones need (transitively, trigger stages aside) must have
+    succeeded last for this very date: ``last_success`` maps a stage to the logical date of
+    its newest successful attempt on this warehouse (any run, any pipeline). A stage that
+    never succeeded, or whose newest success was for another date (silver rebuilt for the next
+    day, say), would make the partial run publish a mix. The answer is one line naming the
+    most upstream such stage and what to run first: a run from that stage, or the whole
+    pipeline when that run would be refused too.
+    """
+    by_name = {s.name: s for s in pipeline.stages}
+    selected = set(pipeline.select(from_stage=from_stage))
+    needed: set[str] = set()
+    todo = [need for name in selected for need in by_name[name].needs if name in by_name]
+    while todo:
+        name = todo.pop()
+        if name not in needed and name not in selected and name in by_name:
+            needed.add(name)
+            todo.extend(by_name[name].needs)
+    for stage in topo_order(list(pipeline.stages)):
+        if stage.name not in needed or stage.kind == "trigger":
+            continue
+        last = last_success.get(stage.name)
+        if last == logical_date:
+            continue
+        state = (
+            "has never succeeded"
+            if last is None
+            else f"last published for {last.isoformat()}, not {logical_date.isoformat()}"
+        )
+        # Starting at that stage instead may itself be refused (a diamond: another branch
+        # published for another date too); then only a whole run rebuilds the date.
+        wider = set(pipeline.select(from_stage=stage.name))
+        if wider > selected and (
+            unpublished_upstream(pipeline, stage.name, logical_date, last_success) is None
+        ):
+            advice = f"run --from-stage {stage.name} first"
+        else:
+            advice = f"run the whole {pipeline.name} pipeline for {logical_date.isoformat()} first"
+        return (
+            f"cannot start {pipeline.name} at {from_stage} for {logical_date.isoformat()}: "
+            f"upstream stage {stage.name} {state}; {advice}"
+        )
+    return None

@@ -78,3 +78,7 @@ class RunInput:
     jobs: Sequence[JobView] = ()
     peers: Sequence[Peer] = ()
     timezone: str = "UTC"
+    #: Before a ``fromStage`` run starts: per stage, the logical date of its newest successful
+    #: attempt in the namespace (every PipelineRun still kept); see
+    #: :func:`smepulse.planner.unpublished_upstream`.
+    last_success: Mapping[str, dt.date] = field(default_factory=dict)

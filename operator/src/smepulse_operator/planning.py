@@ -171,7 +171,7 @@ class _Planner:
             key=lambda p: (p.created, p.name),
         )
         if not older or self.spec.concurrency_policy == "Allow":
-            return None
+            return self._upstream_gate()
         names = ", ".join(p.name for p in older)
         policy = self.spec.concurrency_policy
         if policy == "Forbid":
@@ -187,6 +187,18 @@ class _Planner:
                 "Replacing", f"waiting for {names} to stop (concurrencyPolicy Replace)"
             )
         return self._pending("Queued", f"queued behind {names} (concurrencyPolicy Queue)")
+
+    def _upstream_gate(self) -> Plan | None:
+        """A fromStage run publishes on top of its upstream: refuse when that is not this
+        date's (checked when the run would start, after any run it queued behind)."""
+        if not self.spec.from_stage:
+            return None
+        why = planner.unpublished_upstream(
+            self.pipeline, self.spec.from_stage, self.date, self.run.last_success
+        )
+        if why is None:
+            return None
+        return self._terminal("Failed", "UpstreamNotPublished", why, None)
 
     def _main(self, start: dt.datetime) -> tuple[str | None, str | None, str]:
         """Advance the main stages; returns (outcome or None, failed stage, message).

@@ -91,8 +91,16 @@ class Reconciler:
         pipeline = self.catalog.pipelines[spec.pipeline]
         jobs, job_images = self._jobs(ref)
         jobs, stuck, stuck_notes, stuck_wake = self._stuck(ref, jobs)
-        peers = () if status.get("startTime") else self._peers(ref, spec.pipeline)
-        run = RunInput(ref, spec, status, jobs, peers, self.settings.timezone)
+        peers: list[Peer] = []
+        last_success: dict[str, dt.date] = {}
+        if not status.get("startTime"):
+            others = self.kube.list_runs(ref.namespace)
+            peers = self._peers(ref, spec.pipeline, others)
+            if spec.from_stage:
+                last_success = newest_successes(others)
+        run = RunInput(
+            ref, spec, status, jobs, peers, self.settings.timezone, last_success=last_success
+        )
         try:
             plan = plan_run(pipeline, run, utcnow())
         except InvalidSpec as exc:
@@ -213,9 +221,9 @@ class Reconciler:
                 wake = left if wake is None else min(wake, left)
         return [failed.get(j.name, j) for j in jobs], list(failed), notes, wake
 
-    def _peers(self, ref: RunRef, pipeline: str) -> list[Peer]:
+    def _peers(self, ref: RunRef, pipeline: str, others: list[dict[str, Any]]) -> list[Peer]:
         peers = []
-        for other in self.kube.list_runs(ref.namespace):
+        for other in others:
             meta, spec = other.get("metadata") or {}, other.get("spec") or {}
             if meta.get("uid") == ref.uid or spec.get("pipeline") != pipeline:
                 continue
@@ -325,3 +333,26 @@ class Reconciler:
             now,
         )
         self.kube.patch_run_status(ref.namespace, ref.name, doc)
+
+
+def newest_successes(runs: list[dict[str, Any]]) -> dict[str, dt.date]:
+    """Per stage name, the logical date of its newest successful attempt among ``runs``
+    (PipelineRun bodies): the operator's record of what each stage last published."""
+    newest: dict[str, tuple[dt.datetime, dt.date]] = {}
+    for run in runs:
+        status = run.get("status") or {}
+        day = status.get("logicalDate") or (run.get("spec") or {}).get("logicalDate")
+        if not day:
+            continue
+        try:
+            logical = dt.date.fromisoformat(str(day))
+        except ValueError:
+            continue
+        for stage in status.get("stages") or []:
+            ended = parse_time(stage.get("completionTime"))
+            if stage.get("phase") != "Succeeded" or ended is None:
+                continue
+            name = str(stage.get("name"))
+            if name not in newest or ended > newest[name][0]:
+                newest[name] = (ended, logical)
+    return {name: day for name, (_, day) in newest.items()}

@@ -91,6 +91,7 @@ def test_training_sets_have_the_contracts_columns_and_types(built: Built) -> Non
         "outflow_vnd": "DECIMAL(18,0)",
         "net_vnd": "DECIMAL(18,0)",
         "n_transactions": "INTEGER",
+        "as_of_date": "DATE",
     }
     uc10 = columns("ml_training_uc10_transactions")
     assert uc10["txn_at"] == "TIMESTAMP" and uc10["amount_vnd"] == "DECIMAL(18,0)"
@@ -103,7 +104,9 @@ def test_training_sets_have_the_contracts_columns_and_types(built: Built) -> Non
         "category",
         "description",
         "reference_id",
+        "as_of_date",
     }
+    assert uc10["as_of_date"] == "DATE"
     (gaps,) = built.query(
         "select max(cash_date) - min(cash_date) + 1 - count(*)"
         " from silver.ml_training_uc09_daily_cashflow"

@@ -74,11 +74,8 @@ def test_gap3_a_rerun_of_the_parent_triggers_its_own_child_with_the_parents_para
     ml-predict-<date>; a re-run of the same date (examples/pipelinerun-rerun-from-stage.yaml)
     triggers a new child carrying the re-run's params; a duplicate delivery does not."""
     with operator():
-        runs.create(
-            "daily-etl-20250101", pipeline="daily-etl", logicalDate="2025-01-01",
-            fromStage="dbt-ml-scores",
-        )  # fmt: skip
-        assert runs.wait_phase("daily-etl-20250101", timeout=90)["phase"] == "Succeeded"
+        runs.create("daily-etl-20250101", pipeline="daily-etl", logicalDate="2025-01-01")
+        assert runs.wait_phase("daily-etl-20250101", timeout=180)["phase"] == "Succeeded"
         runs.create(
             "daily-etl-20250101-rerun", pipeline="daily-etl", logicalDate="2025-01-01",
             fromStage="dbt-ml-scores", params={"reason": "late-bank-feed"},
@@ -94,6 +91,20 @@ def test_gap3_a_rerun_of_the_parent_triggers_its_own_child_with_the_parents_para
         assert (
             "params" not in children["ml-predict-20250101"]["spec"]
             or not children["ml-predict-20250101"]["spec"]["params"]
+        )
+        # Issue #15 point 5: a fromStage run of a date whose upstream another date published
+        # last is refused before any Job, naming the stage to start from.
+        runs.create(
+            "daily-etl-20241231-fix", pipeline="daily-etl", logicalDate="2024-12-31",
+            fromStage="dbt-gold-kpis",
+        )  # fmt: skip
+        refused = runs.wait_phase("daily-etl-20241231-fix", timeout=60)
+        assert refused["phase"] == "Failed"
+        assert not any(s.get("jobName") for s in refused.get("stages") or [])
+        assert refused["message"] == (
+            "cannot start daily-etl at dbt-gold-kpis for 2024-12-31: upstream stage "
+            "verify-infra last published for 2025-01-01, not 2024-12-31; "
+            "run --from-stage verify-infra first"
         )
 
 

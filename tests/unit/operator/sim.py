@@ -25,6 +25,7 @@ class SimRun:
     status: dict[str, Any] = field(default_factory=dict)
     jobs: dict[str, JobView] = field(default_factory=dict)
     peers: list[Peer] = field(default_factory=list)
+    last_success: dict[str, dt.date] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
@@ -43,6 +44,7 @@ class SimRun:
             self.status,
             tuple(self.jobs.values()),
             tuple(self.peers),
+            last_success=self.last_success,
         )
         plan = plan_run(self.pipeline, run, self.now)
         for name in plan.delete_jobs:

@@ -235,8 +235,18 @@ def test_ttl_deletes_a_finished_run_after_its_time() -> None:
     assert sim.step(31).delete_run
 
 
+DAY = dt.date(2025, 1, 1)
+DAILY_BEFORE_ML_SCORES = [
+    "verify-infra", "validate-bronze", "dbt-silver", "dbt-gold-dims", "dbt-gold-facts",
+    "dbt-gold-links", "dbt-gold-kpis",
+]  # fmt: skip
+
+
 def test_stages_and_from_stage_select_part_of_the_dag() -> None:
-    sim = SimRun({"pipeline": "daily-etl", "fromStage": "dbt-ml-scores"})
+    sim = SimRun(
+        {"pipeline": "daily-etl", "fromStage": "dbt-ml-scores", "logicalDate": "2025-01-01"},
+        last_success=dict.fromkeys(DAILY_BEFORE_ML_SCORES, DAY),
+    )
     drive_to_end(sim)
     assert [n.removeprefix("daily-etl-20250101-") for n in sim.created] == [
         "dbt-ml-scores",
@@ -317,3 +327,21 @@ def test_job_view_reads_conditions() -> None:
         "timed out (activeDeadlineSeconds exceeded)",
     )
     assert job_view({"metadata": {"name": "x", "labels": {}}}) is None
+
+
+def test_from_stage_on_an_upstream_not_published_for_that_date_fails_before_any_job() -> None:
+    """Silver was last rebuilt for 2 January: gold for 1 January must not be published on it."""
+    spec = {"pipeline": "daily-etl", "fromStage": "dbt-gold-facts", "logicalDate": "2025-01-01"}
+    published = dict.fromkeys(DAILY_BEFORE_ML_SCORES, DAY)
+    sim = SimRun(spec, last_success={**published, "dbt-silver": dt.date(2025, 1, 2)})
+    sim.step()
+    assert sim.created == []
+    assert sim.status["phase"] == "Failed"
+    assert sim.status["message"] == (
+        "cannot start daily-etl at dbt-gold-facts for 2025-01-01: upstream stage dbt-silver "
+        "last published for 2025-01-02, not 2025-01-01; run --from-stage dbt-silver first"
+    )
+    never = SimRun(spec)
+    never.step()
+    assert never.created == [] and never.status["phase"] == "Failed"
+    assert "upstream stage verify-infra has never succeeded" in never.status["message"]

@@ -319,6 +319,40 @@ def test_backfill_is_resumable(settings: Settings, tmp_path: Path) -> None:
     assert ran(marks).count("x") == 3  # each successful date triggered its child once
 
 
+def test_from_stage_is_refused_on_an_upstream_another_date_published_last(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """d publishes on top of b and c (and a): each must have succeeded last for this date."""
+    from smepulse.errors import ConfigError
+
+    marks = tmp_path / "marks"
+    with pytest.raises(ConfigError) as never:
+        run_pipeline(settings, "p", DAY, from_stage="d", catalog=catalog(), console=quiet())
+    assert str(never.value) == (
+        "cannot start p at d for 2025-03-14: upstream stage a has never succeeded; "
+        "run the whole p pipeline for 2025-03-14 first"
+    )
+    assert not marks.exists() and not list(settings.runs_dir.glob("*"))
+    later = DAY + dt.timedelta(days=1)
+    for day in (DAY, later):
+        assert run_pipeline(
+            settings, "p", day, catalog=catalog(), command=fake({}, marks), console=quiet(),
+            follow_triggers=False,
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"stage a last published for 2025-03-15, not 2025-03-14"):
+        run_pipeline(settings, "p", DAY, from_stage="d", catalog=catalog(), console=quiet())
+    # The newest day is fine. Re-running a for D also re-runs d, which needs c: c too.
+    kinds = {"catalog": catalog(), "command": fake({}, marks), "console": quiet()}
+    assert run_pipeline(settings, "p", later, from_stage="d", follow_triggers=False, **kinds)
+    with pytest.raises(ConfigError, match=r"stage c last published for 2025-03-15, not .*whole"):
+        run_pipeline(settings, "p", DAY, from_stage="a", follow_triggers=False, **kinds)
+    with pytest.raises(ConfigError, match=r"stage a last .*; run the whole p pipeline for 2025"):
+        run_pipeline(settings, "p", DAY, from_stage="c", follow_triggers=False, **kinds)
+    # A whole run of D rebuilds everything for D; then a partial run of D may start anywhere.
+    assert run_pipeline(settings, "p", DAY, follow_triggers=False, **kinds)
+    assert run_pipeline(settings, "p", DAY, from_stage="d", follow_triggers=False, **kinds)
+
+
 def test_unknown_names_are_configuration_errors(settings: Settings) -> None:
     from smepulse.errors import ConfigError
 

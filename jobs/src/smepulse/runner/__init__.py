@@ -19,6 +19,10 @@ Semantics worth knowing:
   (``follow_triggers=False``) records the trigger stage as done and starts nothing.
 - ``from_stage`` re-runs that stage and everything downstream; ``only`` runs exactly the
   listed stages. Either way a new run record is made (``<pipeline>-<YYYYMMDD>-<n>``).
+  A ``from_stage`` run publishes on top of what its upstream stages left, so it is refused
+  (ConfigError, one line naming the stage to start from) unless each of them last succeeded
+  for this very date (:func:`smepulse.planner.unpublished_upstream`; the operator applies the
+  same rule to ``spec.fromStage``).
 - Every run is recorded in ``settings.runs_dir/<run-id>/run.json`` beside its stage logs.
   A run whose runner died (SIGKILL, power loss) shows as ``Interrupted`` in ``smepulse runs``;
   ``resume=True`` (``smepulse run … --resume``) continues the newest unfinished run of that
@@ -37,6 +41,7 @@ from rich.console import Console
 
 from smepulse.catalog import Catalog, load_catalog
 from smepulse.errors import ConfigError
+from smepulse.planner import unpublished_upstream
 from smepulse.runner import history as runs_store
 from smepulse.runner.env import settings_env
 from smepulse.runner.execute import StageCommand, default_command
@@ -103,6 +108,12 @@ def run_pipeline(
             f"continuing with {', '.join(selected) or 'the finally stages'}"
         )
     else:
+        if from_stage:
+            why = unpublished_upstream(
+                p, from_stage, date, runs_store.last_success(settings.runs_dir)
+            )
+            if why:
+                raise ConfigError(why)
         run_id, run_dir = runs_store.claim_run_dir(settings.runs_dir, pipeline, date)
         record = RunRecord(
             run_id=run_id,

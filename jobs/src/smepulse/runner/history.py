@@ -207,3 +207,17 @@ def succeeded_before(runs_dir: Path, pipeline: str, logical_date: dt.date) -> Ru
         if record.status == "Succeeded" and not record.only and not record.from_stage:
             return record
     return None
+
+
+def last_success(runs_dir: Path) -> dict[str, dt.date]:
+    """Per stage name, the logical date of its newest successful attempt in any run here:
+    the local runner's record of what each stage last published on this warehouse."""
+    newest: dict[str, tuple[dt.datetime, dt.date]] = {}
+    for record in history(runs_dir):
+        for stage in record.stages:
+            if stage.state != "Succeeded" or stage.finished_at is None:
+                continue
+            known = newest.get(stage.name)
+            if known is None or stage.finished_at > known[0]:
+                newest[stage.name] = (stage.finished_at, record.logical_date)
+    return {name: day for name, (_, day) in newest.items()}
