@@ -17,7 +17,7 @@ HOUR = 3600  # the cap (smepulse.catalog.MAX_BACKOFF_SECONDS)
 
 
 def test_the_wait_before_each_retry_doubles_until_one_hour_then_stays_there() -> None:
-    policy = RetryPolicy(limit=20, backoffSeconds=60)
+    policy = RetryPolicy(limit=20, backoff_seconds=60)
     waits = [after_failed_attempt(policy, failed)[1] for failed in range(1, 21)]
     # 1 min, 2, 4, 8, 16, 32 min; the next doubling (64 min) is past the hour.
     assert waits[:6] == [60, 120, 240, 480, 960, 1920]
@@ -30,7 +30,7 @@ def test_the_wait_before_each_retry_doubles_until_one_hour_then_stays_there() ->
 
 def test_a_one_hour_backoff_never_waits_longer_than_an_hour() -> None:
     # The largest a PipelineRun may ask for (retries.limit 10, backoffSeconds 3600).
-    policy = RetryPolicy(limit=10, backoffSeconds=HOUR)
+    policy = RetryPolicy(limit=10, backoff_seconds=HOUR)
     assert [after_failed_attempt(policy, n) for n in range(1, 11)] == [
         (StageState.RETRYING, HOUR)
     ] * 10
