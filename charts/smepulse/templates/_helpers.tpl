@@ -237,9 +237,13 @@ Endpoints the stages use (chart service or the external one)
 {{- end -}}
 {{- end -}}
 
-{{/* Pod-level settings shared by the SME Pulse Pods: pull secrets and security context. */}}
+{{/* Pod-level settings shared by the SME Pulse Pods: pull secrets, no Service-link variables
+(Kubernetes would inject <SERVICE>_PORT=tcp://... for every Service in the namespace, e.g.
+SMEPULSE_OPERATOR_METRICS_PORT, which the settings reject) and the security context.
+Pods that do not use this helper set enableServiceLinks: false themselves. */}}
 {{- define "smepulse.podDefaults" -}}
 {{- include "smepulse.imagePullSecrets" . }}
+enableServiceLinks: false
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end -}}

@@ -125,6 +125,10 @@ def render_job(ref: RunRef, tpl: JobTemplate, req: JobRequest) -> dict[str, Any]
         "restartPolicy": "Never",
         # Stages never call the Kubernetes API: no token in the Pod.
         "automountServiceAccountToken": False,
+        # No Service-link variables: Kubernetes would inject <SERVICE>_PORT=tcp://... for every
+        # Service in the namespace, and the chart's smepulse-operator-metrics Service arrives as
+        # SMEPULSE_OPERATOR_METRICS_PORT, which the stages' settings reject (issue #13).
+        "enableServiceLinks": False,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": RUN_AS_USER,

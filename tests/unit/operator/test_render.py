@@ -61,6 +61,8 @@ def test_job_spec_hardening_and_configuration() -> None:
     assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "runner"
     assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # No <SERVICE>_PORT=tcp://... variables: they collide with the stages' SMEPULSE_* settings.
+    assert pod["enableServiceLinks"] is False
     (c,) = pod["containers"]
     assert c["image"] == "img:1" and c["args"] == ["smepulse", "stage", "dbt-silver"]
     assert "command" not in c  # the image's entrypoint (tini) stays PID 1

@@ -25,6 +25,7 @@ metadata:
 spec:
   {{- include "smepulse.imagePullSecrets" $root | nindent 2 }}
   automountServiceAccountToken: false
+  enableServiceLinks: false
   securityContext:
     {{- toYaml $root.Values.trino.podSecurityContext | nindent 4 }}
   containers:
