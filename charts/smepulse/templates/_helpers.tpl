@@ -27,6 +27,24 @@ Names and labels
 {{- printf "%s-%s" (include "smepulse.fullname" $ctx | trunc (int (sub 62 (len (index . 1))))) (index . 1) | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* Name of a pipeline's CronJob, at most 52 characters: the CronJob controller appends an
+11-character suffix (-<minutes since epoch>) to name each Job, and the API server refuses longer
+CronJob names. <fullname>-<pipeline> when it fits; else the fullname truncated, an 8-character
+hash of the whole fullname (two long release names sharing a prefix stay apart) and the
+pipeline. Usage: include "smepulse.cronJobName" (list $ "daily-etl") */}}
+{{- define "smepulse.cronJobName" -}}
+{{- $ctx := index . 0 -}}
+{{- $pipeline := index . 1 -}}
+{{- $full := include "smepulse.fullname" $ctx -}}
+{{- $name := printf "%s-%s" $full $pipeline -}}
+{{- if le (len $name) 52 -}}
+{{- $name -}}
+{{- else -}}
+{{- $keep := int (sub 52 (add (len $pipeline) 10)) -}}
+{{- printf "%s-%s-%s" ($full | trunc $keep | trimSuffix "-") ($full | sha256sum | trunc 8) $pipeline -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "smepulse.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}

@@ -5,12 +5,13 @@ startup probes, and no password in a process's arguments."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.unit.charts.helmlib import CHART, SCENARIOS, Helm, Manifest
+from tests.unit.charts.helmlib import CHART, SCENARIOS, Helm, Manifest, kinds
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +59,55 @@ def test_service_link_walk_covers_every_workload_kind(helm: Helm) -> None:
     # (Deployments); minio, postgresql (StatefulSets); the bucket hook (Job); 4 CronJobs; 2 helm
     # test Pods.
     assert len(_every_pod_spec(manifests)) == 15
+
+
+#: The longest release name Helm accepts (53 characters), without and with the chart's name in
+#: it (the fullname is then the release name alone).
+LONGEST_RELEASES = [
+    "a-very-long-release-name-for-a-small-business-tenant1",
+    "tenant-0123456789-smepulse-production-cluster-west-02",
+]
+
+
+@pytest.mark.parametrize("release", LONGEST_RELEASES)
+def test_cronjob_names_fit_the_cronjob_limit(helm: Helm, release: str) -> None:
+    assert len(release) == 53
+    cronjobs = kinds(helm.template([FULL], release=release), "CronJob")
+    names = {
+        c["metadata"]["labels"]["smepulse.io/pipeline"]: c["metadata"]["name"] for c in cronjobs
+    }
+    assert set(names) == {"daily-etl", "ml-training", "external-sync", "ml-predict"}
+    for pipeline, name in names.items():
+        # 52: the API server's limit for a CronJob name (it appends -<11 chars> for each Job).
+        assert len(name) <= 52, (name, len(name))
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name
+        assert name.endswith(f"-{pipeline}"), name  # still says which pipeline it runs
+        assert name.startswith(release[:20]), name  # and which release
+    assert len(set(names.values())) == 4
+
+
+def _daily_cronjob_name(helm: Helm, release: str) -> str:
+    (cron,) = [
+        c
+        for c in kinds(helm.template(release=release), "CronJob")
+        if c["metadata"]["labels"]["smepulse.io/pipeline"] == "daily-etl"
+    ]
+    return str(cron["metadata"]["name"])
+
+
+def test_two_long_releases_with_a_common_prefix_get_different_cronjob_names(helm: Helm) -> None:
+    other = LONGEST_RELEASES[0][:-1] + "2"
+    # Same truncated prefix; the hash of the whole fullname tells them apart.
+    assert _daily_cronjob_name(helm, LONGEST_RELEASES[0]) != _daily_cronjob_name(helm, other)
+
+
+def test_short_cronjob_names_are_unchanged(helm: Helm) -> None:
+    names = {
+        c["metadata"]["name"] for c in kinds(helm.template([FULL], release="pulse"), "CronJob")
+    }
+    assert names == {
+        "pulse-smepulse-daily-etl",
+        "pulse-smepulse-ml-training",
+        "pulse-smepulse-external-sync",
+        "pulse-smepulse-ml-predict",
+    }
