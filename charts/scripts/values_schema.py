@@ -175,6 +175,14 @@ def build_schema() -> Schema:
         return {**described, **_infer(value, path)}
 
     root = node(values, ())
+    # Helm gives every chart a `global` map: the parent chart's `global` values when this chart
+    # is a subchart (Helm copies them in), which a closed root would refuse. The chart reads
+    # nothing from it, so any content is allowed.
+    root["properties"]["global"] = {
+        "description": "Values shared with the parent chart and its other subcharts when this "
+        "chart is used as a subchart; not read by this chart.",
+        "type": "object",
+    }
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "smepulse chart values",

@@ -6,12 +6,23 @@ startup probes, and no password in a process's arguments."""
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.unit.charts.helmlib import CHART, SCENARIOS, Helm, Manifest, kinds
+from tests.unit.charts.helmlib import (
+    CHART,
+    KUBE_VERSION,
+    SCENARIOS,
+    Helm,
+    Manifest,
+    find,
+    kinds,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -111,3 +122,36 @@ def test_short_cronjob_names_are_unchanged(helm: Helm) -> None:
         "pulse-smepulse-external-sync",
         "pulse-smepulse-ml-predict",
     }
+
+
+def test_global_values_pass_the_schema(helm: Helm) -> None:
+    proc = helm.template_text(sets={"global.foo": "bar", "global.imageRegistry": "r.local"})
+    assert proc.returncode == 0, proc.stderr
+    # Our own keys stay closed: a typo at the root is still refused.
+    refused = helm.template_text(sets={"globl.foo": "bar"}, check=False)
+    assert refused.returncode != 0 and "globl" in refused.stderr
+
+
+def test_chart_renders_as_a_subchart_with_global_values(helm: Helm, tmp_path: Path) -> None:
+    """A parent chart carrying this one in charts/ with `global` values: Helm copies the
+    parent's globals into the subchart's values, which the schema must accept."""
+    parent = tmp_path / "platform"
+    (parent / "charts").mkdir(parents=True)
+    shutil.copytree(CHART, parent / "charts" / "smepulse")
+    (parent / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: platform\nversion: 1.0.0\n", encoding="utf-8"
+    )
+    (parent / "values.yaml").write_text(
+        "global:\n  imageRegistry: registry.example.internal\n  storageClass: fast\n"
+        "smepulse:\n  minio:\n    enabled: false\n",
+        encoding="utf-8",
+    )
+    proc = helm.run(
+        "template", "acme", str(parent), "--namespace", "data", "--kube-version", KUBE_VERSION,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    find(docs, "Deployment", "acme-smepulse-operator")
+    # The parent's subchart values reached it: MinIO is off.
+    assert not [d for d in docs if d["metadata"]["name"] == "acme-smepulse-minio"]
