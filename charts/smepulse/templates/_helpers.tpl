@@ -45,6 +45,22 @@ pipeline. Usage: include "smepulse.cronJobName" (list $ "daily-etl") */}}
 {{- end -}}
 {{- end -}}
 
+{{/* Name of a cluster-scoped object of this release: <namespace>-<fullname>-<suffix>, so that
+releases of the same name in two namespaces (both "smepulse", the name the settings' defaults
+assume) do not fight over one object. Past 63 characters the <namespace>-<fullname> part is
+truncated and followed by an 8-character hash of it.
+Usage: include "smepulse.clusterScopedName" (list $ "pipelineruns-edit") */}}
+{{- define "smepulse.clusterScopedName" -}}
+{{- $ctx := index . 0 -}}
+{{- $suffix := index . 1 -}}
+{{- $base := printf "%s-%s" $ctx.Release.Namespace (include "smepulse.fullname" $ctx) -}}
+{{- $max := int (sub 62 (len $suffix)) -}}
+{{- if gt (len $base) $max -}}
+{{- $base = printf "%s-%s" ($base | trunc (int (sub $max 9)) | trimSuffix "-") ($base | sha256sum | trunc 8) -}}
+{{- end -}}
+{{- printf "%s-%s" $base $suffix -}}
+{{- end -}}
+
 {{- define "smepulse.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}

@@ -155,3 +155,57 @@ def test_chart_renders_as_a_subchart_with_global_values(helm: Helm, tmp_path: Pa
     find(docs, "Deployment", "acme-smepulse-operator")
     # The parent's subchart values reached it: MinIO is off.
     assert not [d for d in docs if d["metadata"]["name"] == "acme-smepulse-minio"]
+
+
+def _cluster_roles(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return {c["metadata"]["name"]: c for c in kinds(manifests, "ClusterRole")}
+
+
+def test_pipelinerun_roles_aggregate_into_the_default_user_roles(helm: Helm) -> None:
+    roles = _cluster_roles(helm.template([CHART / "ci" / "minimal-values.yaml"]))
+    # <namespace>-<fullname>-...: releases named alike in two namespaces do not clash.
+    edit = roles["smepulse-smepulse-pipelineruns-edit"]
+    view = roles["smepulse-smepulse-pipelineruns-view"]
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k: v for k, v in edit["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        f"{aggregate}admin": "true",
+        f"{aggregate}edit": "true",
+    }
+    assert {k: v for k, v in view["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        f"{aggregate}view": "true"
+    }
+    # Only PipelineRuns; users never write status (the operator's).
+    for role in (edit, view):
+        assert {g for rule in role["rules"] for g in rule["apiGroups"]} == {"smepulse.io"}
+    edit_verbs = {
+        verb
+        for rule in edit["rules"]
+        if "pipelineruns" in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert {"create", "patch", "delete", "get", "list", "watch"} <= edit_verbs
+    status_verbs = {
+        verb
+        for role in (edit, view)
+        for rule in role["rules"]
+        if "pipelineruns/status" in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert status_verbs == {"get", "list", "watch"}
+    assert {v for rule in view["rules"] for v in rule["verbs"]} == {"get", "list", "watch"}
+
+
+def test_aggregated_roles_can_be_turned_off(helm: Helm) -> None:
+    manifests = helm.template(sets={"rbac.aggregateToDefaultRoles": "false"})
+    assert not [n for n in _cluster_roles(manifests) if "pipelineruns" in n]
+
+
+def test_aggregated_role_names_differ_per_namespace_and_stay_short(helm: Helm) -> None:
+    a = _cluster_roles(helm.template(namespace="team-a"))
+    b = _cluster_roles(helm.template(namespace="team-b"))
+    assert set(a) & set(b) == set()
+    long_ns = "n" * 63
+    rendered = _cluster_roles(helm.template(namespace=long_ns, release=LONGEST_RELEASES[0]))
+    names = [n for n in rendered if "-pipelineruns-" in n]
+    assert sorted(len(n) for n in names) == [63, 63], names
+    assert all(n.endswith(("-pipelineruns-edit", "-pipelineruns-view")) for n in names)
