@@ -209,3 +209,17 @@ def test_aggregated_role_names_differ_per_namespace_and_stay_short(helm: Helm) -
     names = [n for n in rendered if "-pipelineruns-" in n]
     assert sorted(len(n) for n in names) == [63, 63], names
     assert all(n.endswith(("-pipelineruns-edit", "-pipelineruns-view")) for n in names)
+
+
+def test_crd_is_protected_from_argocd_prune_and_delete(helm: Helm) -> None:
+    crd = find(helm.template([FULL]), "CustomResourceDefinition", "pipelineruns.smepulse.io")
+    annotations = crd["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+    assert annotations["helm.sh/resource-policy"] == "keep"
+    # crds.keep=false means "delete the CRD with the release": for Argo CD too.
+    loose = find(
+        helm.template([FULL], sets={"crds.keep": "false"}),
+        "CustomResourceDefinition",
+        "pipelineruns.smepulse.io",
+    )
+    assert "argocd.argoproj.io/sync-options" not in loose["metadata"].get("annotations", {})
