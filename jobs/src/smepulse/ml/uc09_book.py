@@ -16,13 +16,20 @@ for day ``c + h`` is the sum of:
   fewer than ``h`` days before payment (exactly the part of a future day's receipts the book
   at ``c`` cannot hold);
 * ``payments_book`` / ``payments_new`` — the same for payables and the business's own
-  paying habit (per supplier, shrunk towards all suppliers);
+  paying habit (per supplier, shrunk towards all suppliers). A business that pays in runs
+  (at least 70 % of the last year's supplier payments on a few days of the month, e.g. the
+  10th and the 25th, see :func:`payment_run_days`) gets each open bill on a run instead: the
+  share paid in the first run on or after the due date, the one before, the next ones, learned
+  from past bills given where their due date fell between two runs;
 * ``recurring_<category>`` — payroll, rent, tax, utilities: day-of-month events found in the
   last 12 months of the bank feed (a day that holds an event in at least half of the months;
   a weekend day the business never pays on moves the way past events moved), each valued at
   the mean of its last three occurrences;
 * ``other_in`` / ``other_out`` — everything else the bank shows (unmatched receipts, one-off
-  purchases, fees): the weekday mean of the last 8 weeks.
+  purchases, fees): the weekday median of the last 8 weeks;
+* ``timing`` — the open documents' day totals are lumpy (a day holds a large bill or not), so
+  their payment days are drawn at random many times and the forecast takes the median day
+  total (what an absolute-error score rewards) instead of the mean: ``timing`` is median − mean.
 
 Inflow and outflow are forecast separately and summed. Intervals are split-conformal: the
 procedure is re-run at earlier cut-offs (every 7 days, ending one horizon before ``c``), and
@@ -52,6 +59,7 @@ COMPONENTS = (
     *(f"recurring_{c}" for c in RECURRING_CATEGORIES),
     "other_in",
     "other_out",
+    "timing",
 )
 
 
@@ -67,8 +75,11 @@ class BookConfig:
     shrink: float = 10.0  # pseudo-invoices of the group prior in a party's habit
     recent_weeks: int = 8  # window of the weekday means
     calibration_cutoffs: int = 20
+    simulations: int = 400  # draws of the open documents' payment days (0: mean forecast)
     calibration_step: int = 7
     pool: int = 3  # horizons h-pool..h+pool share their conformal errors
+    symmetric: bool = True  # conformal intervals from |error| (see conformal_quantiles)
+    run_share: float = 0.7  # supplier payments on run days needed to model payment runs
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,10 +164,12 @@ def _expected_book(
     bank_links: pd.DataFrame,
     cutoff: int,
     cfg: BookConfig,
-) -> tuple[FloatArray, pd.DataFrame]:
+) -> tuple[FloatArray, pd.DataFrame, FloatArray, FloatArray]:
     """Expected bank amounts (positive) per future day from documents open at ``cutoff``.
 
-    Returns the horizon array and a (party, h, amount, n_docs) frame for the explanations.
+    Returns the horizon array, a (party, h, amount, n_docs) frame for the explanations, and
+    per open document its chance of reaching the bank on each day (documents × horizon) and
+    what it owes (the inputs of :func:`_simulated_median`).
     """
     horizon = cfg.horizon
     index, f, g = _delay_habits(
@@ -174,7 +187,8 @@ def _expected_book(
     owed = live["total"].to_numpy() - live[key].map(paid).fillna(0.0).to_numpy()
     open_docs = live[owed > 0.5].assign(owed=owed[owed > 0.5])
     if open_docs.empty:
-        return np.zeros(horizon), pd.DataFrame(columns=[party, "h", "amount", "n_docs"])
+        empty = pd.DataFrame(columns=[party, "h", "amount", "n_docs"])
+        return np.zeros(horizon), empty, np.zeros((0, horizon)), np.zeros(0)
     pid = open_docs[party].map(index).to_numpy(dtype=np.int64)
     elapsed = cutoff - open_docs["due_day"].to_numpy()
     g_cum = np.cumsum(g, axis=1)
@@ -195,7 +209,7 @@ def _expected_book(
     long.columns = pd.Index([party, "h", "amount"])
     long["h"] = long["h"].astype(int) + 1
     long["n_docs"] = long[party].map(n_docs).astype(int)
-    return amounts.sum(axis=0), long
+    return amounts.sum(axis=0), long, share, open_docs["owed"].to_numpy(dtype=float)
 
 
 def _new_documents(
@@ -212,6 +226,168 @@ def _new_documents(
     days = cutoff + np.arange(1, cfg.horizon + 1)
     out: FloatArray = by_h[_weekday(days), np.arange(cfg.horizon)]
     return out
+
+
+def _simulated_median(
+    chances: FloatArray, amounts: FloatArray, draws: int, seed: int
+) -> tuple[FloatArray, FloatArray]:
+    """Median and mean, per day, of the summed document amounts under random payment days.
+
+    ``chances`` is (documents × days): the chance that the whole (signed) ``amount`` of a
+    document reaches the bank on that day (a row may sum to less than 1: the rest falls after
+    the horizon or never). Each draw picks one day (or none) per document independently. A day
+    total made of a few large documents is skewed, and its median — what an absolute-error
+    score rewards — is not its mean.
+    """
+    n_docs, days = chances.shape
+    if n_docs == 0 or draws <= 0:
+        zero = np.zeros(days)
+        return zero, zero.copy()
+    cum = np.cumsum(chances, axis=1)
+    u = np.random.default_rng(seed).random((draws, n_docs))
+    # day index of each draw: the first day whose cumulative chance exceeds u (days = none)
+    pick = (u[:, :, None] >= cum[None, :, :]).sum(axis=2)
+    totals = np.zeros((draws, days + 1))
+    rows = np.repeat(np.arange(draws), n_docs)
+    np.add.at(totals, (rows, pick.ravel()), np.tile(amounts, draws))
+    sums = totals[:, :days]
+    return np.median(sums, axis=0), sums.mean(axis=0)
+
+
+# ---------------------------------------------------------------- the business's payment runs
+
+
+def _month_days(days: np.ndarray, dom: int) -> np.ndarray:
+    """For each day's month, the day number of day-of-month ``dom`` (clipped to month end)."""
+    month = np.asarray(days, dtype="datetime64[D]").astype("datetime64[M]")
+    first = month.astype("datetime64[D]").astype(np.int64)
+    last = (month + 1).astype("datetime64[D]").astype(np.int64) - 1
+    return np.minimum(first + dom - 1, last)
+
+
+def payment_run_days(
+    paid: pd.DataFrame, open_days: np.ndarray, cutoff: int, horizon: int, min_share: float
+) -> np.ndarray | None:
+    """The days the business pays its suppliers on, if it pays in runs; None if it does not.
+
+    ``paid``: cash_day, amount of the supplier payments of the last year. A payment counts
+    towards day-of-month ``m`` when it was made on that day, or on the last open day before it
+    when ``m`` was closed (a run moved forward). Days of month carrying at least 10 % of the
+    amount are run days if together they carry ``min_share`` of it. Returns the run days from
+    a year before ``cutoff`` to ``horizon`` days after it: in the past the last open day (a day
+    with bank activity) on or before each nominal day, in the future the nominal day moved
+    before any closed weekday.
+    """
+    if paid.empty:
+        return None
+    open_set = np.unique(open_days)
+    days = paid["cash_day"].to_numpy(dtype=np.int64)
+    amount = paid["amount"].to_numpy(dtype=float)
+    total = float(amount.sum())
+    share = {}
+    for m in range(1, 29):
+        nominal = _month_days(days, m)
+        # the last open day on or before the nominal day
+        pos = np.searchsorted(open_set, nominal, side="right") - 1
+        moved = np.where(pos >= 0, open_set[np.maximum(pos, 0)], nominal)
+        share[m] = float(amount[(days == moved) & (nominal - days <= 3)].sum()) / total
+    chosen: list[int] = []
+    for m in sorted(share, key=lambda k: -share[k]):
+        if share[m] >= 0.10 and all(abs(m - k) > 3 for k in chosen):
+            chosen.append(m)
+    if sum(share[m] for m in chosen) < min_share:
+        return None
+    weekdays = _weekday(open_set[open_set > cutoff - 365])
+    closed = [w for w in range(7) if np.mean(weekdays == w) < 0.02]
+    span = np.arange(cutoff - 400, cutoff + horizon + 40, dtype=np.int64)
+    runs = []
+    for m in chosen:
+        nominal = np.unique(_month_days(span, m))
+        for nom in nominal:
+            if nom <= cutoff:
+                pos = np.searchsorted(open_set, nom, side="right") - 1
+                if pos >= 0 and nom - open_set[pos] <= 3:
+                    runs.append(int(open_set[pos]))
+            else:
+                day = int(nom)
+                while int(_weekday(np.array([day]))[0]) in closed and day > cutoff + 1:
+                    day -= 1
+                runs.append(day)
+    return np.unique(np.array(runs, dtype=np.int64))
+
+
+def _run_book(
+    docs: pd.DataFrame,
+    key: str,
+    party: str,
+    payments: pd.DataFrame,
+    bank_links: pd.DataFrame,
+    runs: np.ndarray,
+    cutoff: int,
+    cfg: BookConfig,
+) -> tuple[FloatArray, pd.DataFrame, FloatArray, FloatArray]:
+    """Like :func:`_expected_book`, for a business that pays in runs (``runs``: run days).
+
+    A document due on day d is first "reachable" by run r0 = the first run on or after d; it
+    is paid in run r0 + k. The share of the amount banked at each k (−2 … 8) is learned from
+    the documents of the learning window, given how many days d falls after the run before
+    r0 (the same share for all suppliers). Runs already past at ``cutoff`` are conditioned
+    away (the document was still open).
+    """
+    horizon, k_lo, k_hi = cfg.horizon, -2, 8
+    n_k = k_hi - k_lo + 1
+    hi, lo = cutoff - cfg.settle_days, cutoff - cfg.settle_days - cfg.history_days
+    learn = docs[
+        (docs["due_day"] > lo) & (docs["due_day"] <= hi) & (docs["cancelled_day"] > cutoff)
+    ]
+
+    def position(due: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r0 = np.searchsorted(runs, due, side="left")
+        prev = runs[np.clip(r0 - 1, 0, len(runs) - 1)]
+        gap = np.clip(due - prev, 0, 31)
+        return r0, gap
+
+    table = np.zeros((32, n_k))
+    docs_total = np.zeros(32)
+    l_r0, l_gap = position(learn["due_day"].to_numpy(dtype=np.int64))
+    np.add.at(docs_total, l_gap, learn["total"].to_numpy(dtype=float))
+    merged = bank_links.merge(learn[[key, "due_day"]].assign(r0=l_r0, gap=l_gap), on=key)
+    run_of_pay = np.searchsorted(runs, merged["cash_day"].to_numpy(dtype=np.int64), side="left")
+    k = np.clip(run_of_pay - merged["r0"].to_numpy(dtype=np.int64), k_lo, k_hi) - k_lo
+    np.add.at(table, (merged["gap"].to_numpy(dtype=np.int64), k), merged["amount"].to_numpy())
+    pooled = table.sum(axis=0) / max(float(docs_total.sum()), 1.0)
+    n_gap = np.maximum(docs_total, 1.0)
+    weight = docs_total / (docs_total + cfg.shrink * docs_total.sum() / max(len(learn), 1))
+    rate = weight[:, None] * table / n_gap[:, None] + (1 - weight[:, None]) * pooled[None, :]
+
+    live = docs[docs["cancelled_day"] > cutoff]
+    paid = payments.groupby(key)["amount"].sum()
+    owed = live["total"].to_numpy() - live[key].map(paid).fillna(0.0).to_numpy()
+    open_docs = live[owed > 0.5].assign(owed=owed[owed > 0.5])
+    empty = pd.DataFrame(columns=[party, "h", "amount", "n_docs"])
+    if open_docs.empty:
+        return np.zeros(horizon), empty, np.zeros((0, horizon)), np.zeros(0)
+    r0, gap = position(open_docs["due_day"].to_numpy(dtype=np.int64))
+    chances = np.zeros((len(open_docs), horizon))
+    for i in range(len(open_docs)):
+        p = rate[gap[i]]
+        idx = r0[i] + np.arange(k_lo, k_hi + 1)
+        ok = (idx >= 0) & (idx < len(runs))
+        day = np.where(ok, runs[np.clip(idx, 0, len(runs) - 1)], -1)
+        passed = float(p[ok & (day <= cutoff)].sum())
+        survive = max(1.0 - passed, 0.05)
+        for j in np.flatnonzero(ok & (day > cutoff) & (day <= cutoff + horizon)):
+            chances[i, day[j] - cutoff - 1] += p[j] / survive
+    chances *= np.minimum(1.0, 1.0 / np.maximum(chances.sum(axis=1), 1e-12))[:, None]
+    o = open_docs["owed"].to_numpy(dtype=float)
+    amounts = chances * o[:, None]
+    per_party = pd.DataFrame(amounts).groupby(open_docs[party].to_numpy()).sum()
+    n_docs = open_docs.groupby(party).size()
+    long = per_party.stack().reset_index()
+    long.columns = pd.Index([party, "h", "amount"])
+    long["h"] = long["h"].astype(int) + 1
+    long["n_docs"] = long[party].map(n_docs).astype(int)
+    return amounts.sum(axis=0), long, chances, o
 
 
 # ---------------------------------------------------------------- recurring bank flows
@@ -307,13 +483,25 @@ def point_forecast(book: BookData, cutoff: int, cfg: BookConfig) -> BookForecast
     ]
     ap_links = ap_links.assign(amount=-ap_links["amount"])
     segments = b.invoices.drop_duplicates("customer_id").set_index("customer_id")["segment"]
-    coll, coll_detail = _expected_book(
+    coll, coll_detail, coll_p, coll_owed = _expected_book(
         b.invoices, "invoice_id", "customer_id", segments, b.ar_payments, ar_links, cutoff, cfg
     )
     one_group = pd.Series(dtype=str)
-    pay, pay_detail = _expected_book(
-        b.bills, "bill_id", "supplier_id", one_group, b.ap_payments, ap_links, cutoff, cfg
+    runs = payment_run_days(
+        ap_links[ap_links["cash_day"] > cutoff - 365],
+        bank["cash_day"].to_numpy(dtype=np.int64),
+        cutoff,
+        cfg.horizon,
+        cfg.run_share,
     )
+    if runs is None or cfg.run_share > 1:
+        pay, pay_detail, pay_p, pay_owed = _expected_book(
+            b.bills, "bill_id", "supplier_id", one_group, b.ap_payments, ap_links, cutoff, cfg
+        )
+    else:
+        pay, pay_detail, pay_p, pay_owed = _run_book(
+            b.bills, "bill_id", "supplier_id", b.ap_payments, ap_links, runs, cutoff, cfg
+        )
     parts: dict[str, FloatArray] = {
         "collections_book": coll,
         "collections_new": _new_documents(ar_links, b.invoices, "invoice_id", cutoff, cfg),
@@ -337,6 +525,15 @@ def point_forecast(book: BookData, cutoff: int, cfg: BookConfig) -> BookForecast
         # absolute-error score (MASE) rewards
         by_weekday = per_day.groupby(_weekday(recent)).median().reindex(range(7), fill_value=0.0)
         parts[name] = by_weekday.to_numpy()[_weekday(days)]
+    # The book's day totals are lumpy (a few large documents): replace their mean by their
+    # simulated median; the difference is the "timing" component.
+    median, mean = _simulated_median(
+        np.vstack([coll_p, pay_p]),
+        np.concatenate([coll_owed, -pay_owed]),
+        cfg.simulations,
+        seed=cutoff,
+    )
+    parts["timing"] = median - mean if cfg.simulations > 0 else np.zeros(cfg.horizon)
     details = []
     for component, frame, party, sign in (
         ("collections_book", coll_detail, "customer_id", 1.0),
@@ -368,14 +565,26 @@ def point_forecast(book: BookData, cutoff: int, cfg: BookConfig) -> BookForecast
 
 
 def conformal_quantiles(
-    errors: FloatArray, level: float, pool: int
+    errors: FloatArray, level: float, pool: int, symmetric: bool = False
 ) -> tuple[FloatArray, FloatArray]:
     """Per-horizon error quantiles from an (n_cutoffs × horizon) error array.
 
     Horizon h pools the errors of h-pool..h+pool; the quantile levels carry the split-conformal
     finite-sample correction ((n+1)/n), so that coverage is at least ``level`` on exchangeable
-    errors.
+    errors. ``symmetric``: the interval is ± the ``level`` quantile of the absolute errors
+    (the plain split-conformal score), which does not assume that the sign of the bias at the
+    calibration cut-offs carries over.
     """
+    if symmetric:
+        horizon = errors.shape[1]
+        width = np.zeros(horizon)
+        for h in range(horizon):
+            sample = np.abs(errors[:, max(0, h - pool) : h + pool + 1].ravel())
+            sample = np.sort(sample[np.isfinite(sample)])
+            n = len(sample)
+            rank = math.ceil((n + 1) * level - 1e-9)  # the rank-th smallest |error|
+            width[h] = math.inf if n == 0 or rank > n else float(sample[rank - 1])
+        return -width, width
     alpha = 1.0 - level
     horizon = errors.shape[1]
     low, high = np.zeros(horizon), np.zeros(horizon)
@@ -417,7 +626,9 @@ class BookModel:
             raise ValueError(
                 "the book model needs at least one calibration cut-off with bank history"
             )
-        low, high = conformal_quantiles(np.array(errors), cfg.level, cfg.pool)
+        low, high = conformal_quantiles(
+            np.array(errors), cfg.level, cfg.pool, symmetric=cfg.symmetric
+        )
         self.q_low, self.q_high = [float(v) for v in low], [float(v) for v in high]
 
         self.forecast = point_forecast(book, cutoff, cfg)
