@@ -5,6 +5,7 @@ startup probes, and no password in a process's arguments."""
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 from collections.abc import Iterator
@@ -223,3 +224,57 @@ def test_crd_is_protected_from_argocd_prune_and_delete(helm: Helm) -> None:
         "pipelineruns.smepulse.io",
     )
     assert "argocd.argoproj.io/sync-options" not in loose["metadata"].get("annotations", {})
+
+
+def _secret_values(manifests: list[Manifest]) -> set[str]:
+    """Values of the rendered Secrets' password and secret keys (user names such as MinIO's
+    root user `smepulse` are not secret, and are also the bucket's name)."""
+    values = set()
+    for secret in kinds(manifests, "Secret"):
+        data = {
+            k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()
+        } | dict(secret.get("stringData") or {})
+        values |= {v for k, v in data.items() if re.search("(?i)password|secret", k)}
+    return values
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=IDS)
+def test_no_password_in_a_process_arguments(helm: Helm, scenario: Path) -> None:
+    """A process's arguments are readable by every local user (/proc/<pid>/cmdline, `ps`):
+    no container's command or args may hold a secret, literally or as $(VAR) that the kubelet
+    would expand from a Secret-sourced variable."""
+    manifests = helm.template([scenario])
+    secrets = _secret_values(manifests)
+    offenders = []
+    for ref, pod in _every_pod_spec(manifests):
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            argv = [*container.get("command", []), *container.get("args", [])]
+            from_secrets = {
+                e["name"]
+                for e in container.get("env", [])
+                if "secretKeyRef" in e.get("valueFrom", {})
+            }
+            for arg in argv:
+                offenders += [(ref, f"$({n})") for n in from_secrets if f"$({n})" in arg]
+                offenders += [(ref, "a rendered Secret value") for v in secrets if v in arg]
+    assert offenders == []
+
+
+def test_the_secret_scan_sees_the_generated_passwords(helm: Helm) -> None:
+    # The check above is only as good as its list: it holds MinIO's, PostgreSQL's and Redis's.
+    secrets = _secret_values(helm.template([FULL]))
+    assert len([v for v in secrets if re.fullmatch(r"[A-Za-z0-9]{32}", v)]) >= 3
+
+
+@pytest.mark.parametrize(
+    "deployment", ["smepulse-trino-coordinator", "smepulse-trino-worker", "smepulse-mlflow"]
+)
+def test_slow_starters_have_a_startup_probe(helm: Helm, deployment: str) -> None:
+    pod = find(helm.template([FULL]), "Deployment", deployment)["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    startup = container["startupProbe"]
+    # At least 3 minutes before the kubelet gives up on a first start...
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 180
+    assert startup["httpGet"]["port"] == "http"
+    # ...and liveness needs no initial delay of its own (it only starts after startup).
+    assert "initialDelaySeconds" not in container["livenessProbe"]

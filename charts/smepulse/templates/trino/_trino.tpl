@@ -53,19 +53,27 @@ spec:
       ports:
         - name: http
           containerPort: 8080
+      # A JVM that loads every plugin: 30 s to a few minutes on a small node. The startup probe
+      # allows 5 minutes; liveness counts only after it, so a slow start is not a restart loop.
+      startupProbe:
+        httpGet:
+          path: /v1/info
+          port: http
+        periodSeconds: 5
+        timeoutSeconds: 5
+        failureThreshold: 60
       {{- if eq $role "coordinator" }}
       readinessProbe:
         httpGet:
           path: /v1/info
           port: http
-        initialDelaySeconds: 10
         periodSeconds: 10
+        timeoutSeconds: 5
       {{- end }}
       livenessProbe:
         httpGet:
           path: /v1/info
           port: http
-        initialDelaySeconds: 60
         periodSeconds: 20
         timeoutSeconds: 5
       resources:
