@@ -71,9 +71,7 @@ def _runs_book(open_bills: list[tuple[str, int, float]]) -> BookData:
 def test_payment_runs_are_found_on_the_10th_and_25th_and_moved_off_sundays() -> None:
     book = _runs_book([])
     paid = book.bank[book.bank["bill_id"] != ""].assign(amount=100.0)
-    runs = payment_run_days(
-        paid[paid["cash_day"] > CUTOFF - 365], book.bank["cash_day"].to_numpy(), CUTOFF, 30, 0.7
-    )
+    runs = payment_run_days(paid, CUTOFF, CUTOFF - 480, 30, 0.7)
     assert runs is not None
     dates = {day_date(int(r)) for r in runs}
     # 25 May 2025 was a Sunday: that run was made on Saturday the 24th
@@ -82,12 +80,17 @@ def test_payment_runs_are_found_on_the_10th_and_25th_and_moved_off_sundays() -> 
     # the future: 10 July 2026 is a Friday, 25 July a Saturday (open), 10 August a Monday
     assert {dt.date(2026, 7, 10), dt.date(2026, 7, 25)} <= dates
     assert not any(day_date(int(r)).day not in (9, 10, 24, 25) for r in runs)
+    # further ahead: 25 October 2026 is a Sunday, a day it never pays on -> Saturday the 24th
+    ahead = payment_run_days(paid, CUTOFF, CUTOFF - 480, 120, 0.7)
+    assert ahead is not None
+    later = {day_date(int(r)) for r in ahead}
+    assert dt.date(2026, 10, 24) in later and dt.date(2026, 10, 25) not in later
 
 
 def test_a_business_paying_every_day_has_no_runs() -> None:
     days = np.array(_open_days(CUTOFF - 364, CUTOFF))
     paid = pd.DataFrame({"cash_day": days, "amount": 100.0})
-    assert payment_run_days(paid, days, CUTOFF, 30, 0.7) is None
+    assert payment_run_days(paid, CUTOFF, CUTOFF - 400, 30, 0.7) is None
 
 
 def test_an_open_bill_is_expected_whole_on_the_first_run_after_its_due_date() -> None:
