@@ -186,8 +186,17 @@ def _common_args(settings: Settings, stage: str, extra_vars: Mapping[str, Any] |
     at execution time (``run_value()`` in ``dbt/macros/as_of_date.sql``). ``extra_vars``
     (tests) still go through ``--vars`` and override them, at the cost of a full parse.
     """
+    args = _location_args(settings, _target_path(settings, stage))
+    if extra_vars:
+        args += ["--vars", json.dumps(dict(extra_vars), sort_keys=True, default=str)]
+    return args
+
+
+def _location_args(settings: Settings, target_path: Path) -> list[str]:
+    """Project, profiles, target and the folders dbt writes to: the same for a stage's build
+    and for the image's baked parse, so the baked state check matches the stage's."""
     project = str(settings.dbt_project_dir)
-    args = [
+    return [
         "--project-dir",
         project,
         "--profiles-dir",
@@ -195,13 +204,10 @@ def _common_args(settings: Settings, stage: str, extra_vars: Mapping[str, Any] |
         "--target",
         settings.warehouse,
         "--target-path",
-        str(_target_path(settings, stage)),
+        str(target_path),
         "--log-path",
         str(_dbt_dir(settings) / "logs"),
     ]
-    if extra_vars:
-        args += ["--vars", json.dumps(dict(extra_vars), sort_keys=True, default=str)]
-    return args
 
 
 def run_env(settings: Settings) -> dict[str, str]:
@@ -230,21 +236,7 @@ def bake_parse_artefacts(settings: Settings) -> Path:
     from dbt.cli.main import dbtRunner
 
     target = settings.dbt_project_dir / "target" / settings.warehouse
-    project = str(settings.dbt_project_dir)
-    args = [
-        *QUIET,
-        "parse",
-        "--project-dir",
-        project,
-        "--profiles-dir",
-        project,
-        "--target",
-        settings.warehouse,
-        "--target-path",
-        str(target),
-        "--log-path",
-        str(_dbt_dir(settings) / "logs"),
-    ]
+    args = [*QUIET, "parse", *_location_args(settings, target)]
     with dbt_environment(settings):
         outcome = dbtRunner().invoke(args)
     if not outcome.success or not (target / PARTIAL_PARSE_FILE).exists():

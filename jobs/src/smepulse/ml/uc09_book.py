@@ -203,13 +203,24 @@ def _expected_book(
     # never expect more than is owed
     share *= np.minimum(1.0, 1.0 / np.maximum(share.sum(axis=1), 1e-12))[:, None]
     amounts = share * open_docs["owed"].to_numpy()[:, None]
+    return (
+        amounts.sum(axis=0),
+        _per_party(amounts, open_docs, party),
+        share,
+        open_docs["owed"].to_numpy(dtype=float),
+    )
+
+
+def _per_party(amounts: np.ndarray, open_docs: pd.DataFrame, party: str) -> pd.DataFrame:
+    """Expected amounts (documents x horizon days) summed per party, in long form:
+    party, h (1-based day of the horizon), amount, n_docs (the party's open documents)."""
     per_party = pd.DataFrame(amounts).groupby(open_docs[party].to_numpy()).sum()
     n_docs = open_docs.groupby(party).size()
     long = per_party.stack().reset_index()
     long.columns = pd.Index([party, "h", "amount"])
     long["h"] = long["h"].astype(int) + 1
     long["n_docs"] = long[party].map(n_docs).astype(int)
-    return amounts.sum(axis=0), long, share, open_docs["owed"].to_numpy(dtype=float)
+    return long
 
 
 def _new_documents(
@@ -390,13 +401,7 @@ def _run_book(
     chances *= np.minimum(1.0, 1.0 / np.maximum(chances.sum(axis=1), 1e-12))[:, None]
     o = open_docs["owed"].to_numpy(dtype=float)
     amounts = chances * o[:, None]
-    per_party = pd.DataFrame(amounts).groupby(open_docs[party].to_numpy()).sum()
-    n_docs = open_docs.groupby(party).size()
-    long = per_party.stack().reset_index()
-    long.columns = pd.Index([party, "h", "amount"])
-    long["h"] = long["h"].astype(int) + 1
-    long["n_docs"] = long[party].map(n_docs).astype(int)
-    return amounts.sum(axis=0), long, chances, o
+    return amounts.sum(axis=0), _per_party(amounts, open_docs, party), chances, o
 
 
 # ---------------------------------------------------------------- recurring bank flows
