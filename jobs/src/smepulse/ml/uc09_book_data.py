@@ -121,28 +121,40 @@ def load_book(settings: Settings, end: dt.date) -> BookData:
             )
     q = warehouse.query
     end_s = end.isoformat()
-    customers = q(f"select customer_id, customer_name, segment from {schema}.stg_bronze__customers")
-    suppliers = q(f"select supplier_id, supplier_name from {schema}.stg_bronze__suppliers")
+    # Every read in a fixed order: the model's simulated payment days are drawn per document
+    # in row order (seeded), so the same data must give the same forecast on every run.
+    customers = q(
+        "select customer_id, customer_name, segment "
+        f"from {schema}.stg_bronze__customers order by customer_id"
+    )
+    suppliers = q(
+        f"select supplier_id, supplier_name from {schema}.stg_bronze__suppliers order by supplier_id"
+    )
     inv = q(
         "select invoice_id, customer_id, issue_date, due_date, total_amount_vnd, status, "
-        f"updated_at from {schema}.stg_bronze__ar_invoices where issue_date <= date '{end_s}'"
+        f"updated_at from {schema}.stg_bronze__ar_invoices where issue_date <= date '{end_s}' "
+        "order by invoice_id"
     )
     bills = q(
         "select bill_id, supplier_id, issue_date, due_date, total_amount_vnd, status, "
-        f"updated_at from {schema}.stg_bronze__ap_bills where issue_date <= date '{end_s}'"
+        f"updated_at from {schema}.stg_bronze__ap_bills where issue_date <= date '{end_s}' "
+        "order by bill_id"
     )
     arp = q(
         "select payment_id, invoice_id, payment_date, amount_vnd "
-        f"from {schema}.stg_bronze__ar_payments where payment_date <= date '{end_s}'"
+        f"from {schema}.stg_bronze__ar_payments where payment_date <= date '{end_s}' "
+        "order by payment_id"
     )
     app = q(
         "select payment_id, bill_id, payment_date, amount_vnd "
-        f"from {schema}.stg_bronze__ap_payments where payment_date <= date '{end_s}'"
+        f"from {schema}.stg_bronze__ap_payments where payment_date <= date '{end_s}' "
+        "order by payment_id"
     )
     bound = (end + dt.timedelta(days=2)).isoformat()
     bank = q(
         "select txn_at, amount_vnd, category, reference_id from "
-        f"{schema}.stg_bronze__bank_transactions where txn_at < timestamp '{bound} 00:00:00'"
+        f"{schema}.stg_bronze__bank_transactions where txn_at < timestamp '{bound} 00:00:00' "
+        "order by txn_id"
     )
     local = pd.to_datetime(bank["txn_at"]).dt.tz_localize("UTC").dt.tz_convert(settings.timezone)
     bank_days = _days(local.dt.tz_localize(None))
