@@ -252,6 +252,17 @@ STUCK = {
 }
 
 
+def _slow_training_run(runs: Runs, kube_api: client.ApiClient, name: str) -> str:
+    """A one-stage ml-training run whose first attempt runs for two minutes (the second ends
+    at once), one retry without backoff; returns the running Pod's name."""
+    runs.create(
+        name, pipeline="ml-training", stages=["validate-models"],
+        retries={"limit": 1, "backoffSeconds": 0},
+        params={"fakeAttempts": '{"validate-models": ["ok:120", "ok:0.5"]}'},
+    )  # fmt: skip
+    return _running_pod(kube_api, runs.ns, name, "validate-models")
+
+
 @pytest.mark.parametrize("reason", sorted(STUCK))
 def test_gap8_a_pod_that_cannot_start_is_reported_and_fails_its_attempt_early(
     reason: str,
@@ -268,12 +279,7 @@ def test_gap8_a_pod_that_cannot_start_is_reported_and_fails_its_attempt_early(
     monkeypatch.setenv("SMEPULSE_OPERATOR_STUCK_POD_SECONDS", "3")
     name = f"train-stuck-{reason.lower()}"
     with operator():
-        runs.create(
-            name, pipeline="ml-training", stages=["validate-models"],
-            retries={"limit": 1, "backoffSeconds": 0},
-            params={"fakeAttempts": '{"validate-models": ["ok:120", "ok:0.5"]}'},
-        )  # fmt: skip
-        pod = _running_pod(kube_api, runs.ns, name, "validate-models")
+        pod = _slow_training_run(runs, kube_api, name)
         core = client.CoreV1Api(kube_api)
 
         def report() -> bool:
@@ -341,12 +347,7 @@ def test_gap8_an_evicted_pod_is_replaced_without_spending_a_retry(
     name = f"train-{how}"
     core = client.CoreV1Api(kube_api)
     with operator():
-        runs.create(
-            name, pipeline="ml-training", stages=["validate-models"],
-            retries={"limit": 1, "backoffSeconds": 0},
-            params={"fakeAttempts": '{"validate-models": ["ok:120", "ok:0.5"]}'},
-        )  # fmt: skip
-        pod = _running_pod(kube_api, runs.ns, name, "validate-models")
+        pod = _slow_training_run(runs, kube_api, name)
         # The fake stage counts its runs in FAKE_LOG: wait until the first one has counted,
         # so the next Pod (replacement or retry) is its second run and ends at once.
         wait_for(
