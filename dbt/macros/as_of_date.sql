@@ -1,7 +1,7 @@
 {#
   The run's per-invocation values: logical date, business time zone, extract lag.
 
-  The runner hands them over as environment variables (Settings.dbt_env():
+  The runner hands them over as environment variables (smepulse.dbt_runner.run_env():
   SMEPULSE_LOGICAL_DATE, SMEPULSE_TIMEZONE, SMEPULSE_EXTRACT_LAG_HOURS), not as --vars: dbt
   hashes the --vars into its partial-parse state, so a new logical date each run would throw
   the saved parse (and the image's baked one) away and make every stage parse the whole
