@@ -218,13 +218,29 @@ def _jdbc_database(dsn: str) -> str:
 
 
 def _answers(port: int) -> bool:
-    """True once the coordinator has registered itself as a worker and runs a query."""
+    """True once a query that scans a table runs.
+
+    The coordinator lists itself in ``system.runtime.nodes`` a few seconds before its
+    scheduler lists it as a node *for a catalog*; a table scan in that gap fails with
+    ``NO_NODES_AVAILABLE`` (seen in CI: the first test's read, 4 s after startup). So the probe
+    scans a table of the ``memory`` catalog, whose splits need a node of that catalog; every
+    catalog is announced in the same announcement, so all of them are ready with it.
+    """
     import trino as trino_client
 
     try:
         cur = trino_client.dbapi.connect(host="127.0.0.1", port=port, user="probe").cursor()
         cur.execute("select count(*) from system.runtime.nodes where state = 'active'")
-        return bool(cur.fetchall()[0][0])
+        if not cur.fetchall()[0][0]:
+            return False
+        cur.execute("create table if not exists memory.default.smepulse_ready as select 1 as x")
+        cur.fetchall()
+        cur.execute("select count(*) from memory.default.smepulse_ready")
+        if cur.fetchall()[0][0] != 1:
+            return False
+        cur.execute("drop table memory.default.smepulse_ready")
+        cur.fetchall()
+        return True
     except Exception:
         return False
 
