@@ -98,13 +98,21 @@ app.kubernetes.io/component: {{ index . 1 }}
 Images
 --------------------------------------------------------------------------------------- */}}
 
-{{/* The SME Pulse images (Dockerfile targets), tag defaulting to the chart's appVersion:
+{{/* The SME Pulse images (Dockerfile targets): `repository@digest` when a digest pins it,
+else `repository:tag` with the tag defaulting to the chart's appVersion.
 operator = the operator, `smepulse submit` and the helm tests; stages = everything else. */}}
+{{- define "smepulse.imageRef" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .root.Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
 {{- define "smepulse.operatorImage" -}}
-{{- printf "%s:%s" .Values.image.operator.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- include "smepulse.imageRef" (dict "image" .Values.image.operator "root" .) -}}
 {{- end -}}
 {{- define "smepulse.stagesImage" -}}
-{{- printf "%s:%s" .Values.image.stages.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- include "smepulse.imageRef" (dict "image" .Values.image.stages "root" .) -}}
 {{- end -}}
 
 {{/* A third-party image block {repository, tag}. */}}

@@ -8,6 +8,9 @@
 --   Failed (a stage failed, or TimedOut)        -> Degraded
 --   Cancelled                                   -> Degraded (it did not do its job)
 --   spec.suspend while not finished             -> Suspended
+--   status older than the spec (observedGeneration < metadata.generation)
+--                                               -> Progressing (the operator has not yet acted
+--                                                  on the change, e.g. a cancel just set)
 local hs = {}
 
 local function succeeded_condition(status)
@@ -51,6 +54,17 @@ if status == nil or status.phase == nil or status.phase == "" then
   end
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to start the run"
+  return hs
+end
+
+-- A status written for an older spec says nothing about the current one: a run just told to
+-- cancel still shows Running, a finished run whose spec changed is being looked at again.
+local generation = tonumber((obj.metadata or {}).generation)
+local observed = tonumber(status.observedGeneration)
+if generation ~= nil and observed ~= nil and observed < generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to act on generation " .. string.format("%d", generation)
+    .. " (status is of generation " .. string.format("%d", observed) .. ")"
   return hs
 end
 

@@ -128,3 +128,29 @@ def test_cancel_requested_is_progressing_until_the_operator_finishes() -> None:
     status, message = health(run("Running", spec__cancel=True))
     assert status == "Progressing"
     assert message.startswith("Cancelling")
+
+
+def test_a_status_older_than_the_spec_is_progressing_until_the_operator_acts() -> None:
+    # The user has just set spec.cancel (generation 2); the operator's last status is of
+    # generation 1 and still says Failed-looking things or Succeeded: neither may be trusted.
+    stale_failed = run("Failed", status__failedStage="dbt-silver", spec__cancel=True)
+    stale_failed["metadata"]["generation"] = 2
+    assert health(stale_failed) == (
+        "Progressing",
+        "Waiting for the operator to act on generation 2 (status is of generation 1)",
+    )
+    stale_done = run("Succeeded", spec__ttlSecondsAfterFinished=60)
+    stale_done["metadata"]["generation"] = 3
+    stale_done["status"]["observedGeneration"] = 2
+    assert health(stale_done)[0] == "Progressing"
+
+
+def test_a_status_of_the_current_generation_is_judged_on_its_phase() -> None:
+    current = run("Failed", status__failedStage="dbt-silver")
+    current["metadata"]["generation"] = 2
+    current["status"]["observedGeneration"] = 2
+    assert health(current)[0] == "Degraded"
+    # A status without observedGeneration (not written by this operator) is not called stale.
+    unversioned = run("Succeeded")
+    del unversioned["status"]["observedGeneration"]
+    assert health(unversioned)[0] == "Healthy"
