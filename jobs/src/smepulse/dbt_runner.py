@@ -117,7 +117,8 @@ def run_build(
             if settings.warehouse == "trino" and selection.bronze_sources:
                 error = _register_bronze(settings, stage, selection.bronze_sources)
             if not error:
-                success, outcomes, error = _invoke(stage, settings, args)
+                manifest = _reused_manifest(settings, stage, extra_vars)
+                success, outcomes, error = _invoke(stage, settings, args, manifest)
             published = False
             if success:
                 # Observed, not assumed: the live tables must now be what was tested.
@@ -329,15 +330,56 @@ def _register_bronze(settings: Settings, stage: str, bronze_sources: Sequence[st
     )
 
 
+#: Parsed manifests kept for the next invocation in this process, by location and
+#: environment (:func:`enable_manifest_reuse`); None: every invocation loads its own.
+_MANIFESTS: dict[str, Any] | None = None
+
+
+def enable_manifest_reuse() -> None:
+    """Reuse dbt's parsed manifest between the stages this process runs.
+
+    For long-lived processes that run many stages (the local runner's warm dbt worker,
+    :mod:`smepulse.runner.dbt_worker`). The first build of a target parses (``dbt parse``,
+    partial parsing as usual) and keeps the manifest; later builds with the same project,
+    target folder, ``--vars`` and dbt environment (profile and run values) hand it to
+    ``dbtRunner(manifest=...)`` and skip loading it. A stage process (``smepulse stage``,
+    a Kubernetes Job) runs one build and never enables this.
+    """
+    global _MANIFESTS
+    if _MANIFESTS is None:
+        _MANIFESTS = {}
+
+
+def _reused_manifest(
+    settings: Settings, stage: str, extra_vars: Mapping[str, Any] | None
+) -> Any | None:
+    """The kept manifest for this invocation's location and environment, parsed now if
+    there is none yet; None when reuse is off or the parse failed (the build then parses)."""
+    if _MANIFESTS is None:
+        return None
+    common = _common_args(settings, stage, extra_vars)
+    key = json.dumps([common, settings.dbt_env(), run_env(settings)], sort_keys=True)
+    if key not in _MANIFESTS:
+        from dbt.cli.main import dbtRunner
+
+        outcome = dbtRunner().invoke([*QUIET, "parse", *common])
+        if not outcome.success or outcome.result is None:
+            log.warning("%s: dbt parse failed; the build parses itself", stage)
+            return None
+        _MANIFESTS.clear()  # one environment at a time: a new run date replaces the old
+        _MANIFESTS[key] = outcome.result
+    return _MANIFESTS[key]
+
+
 def _invoke(
-    stage: str, settings: Settings, args: list[str]
+    stage: str, settings: Settings, args: list[str], manifest: Any | None = None
 ) -> tuple[bool, list[NodeOutcome], str | None]:
     from dbt.cli.main import dbtRunner
 
     with duckdb_row_counter(settings) as counter:
         progress = BuildProgress(stage, row_counter=counter)
         try:
-            outcome = dbtRunner(callbacks=[progress]).invoke(args)
+            outcome = dbtRunner(callbacks=[progress], manifest=manifest).invoke(args)
         except Exception as exc:  # dbt raised instead of reporting: configuration or a bug
             return False, [], f"dbt could not run: {exc}"
     results = getattr(outcome.result, "results", None) or []

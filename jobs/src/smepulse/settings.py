@@ -258,6 +258,12 @@ class Settings(BaseSettings):
 
     # -- local runner ----------------------------------------------------------------------
     runner_max_parallel: int = Field(2, ge=1, le=32)
+    runner_dbt_worker: bool = Field(
+        True,
+        description="Run the dbt stages of a local run in one warm worker process "
+        "(smepulse.runner.dbt_worker) instead of a new process each; each stage keeps its "
+        "own record, log, retries and timeout.",
+    )
 
     @field_validator("bronze_uri")
     @classmethod

@@ -4,8 +4,11 @@ A run executes one pipeline of the catalog for one logical date. Each stage is a
 (``python -m smepulse.cli stage <name> --logical-date D``, the same entrypoint as a
 Kubernetes Job), started when the stages it needs are done, at most
 ``settings.runner_max_parallel`` at a time, with the catalog's retries (exponential backoff)
-and timeout (the stage's process group is killed). Planning is the pure planner shared with
-the operator (:mod:`smepulse.planner`); this package does the I/O.
+and timeout (the stage's process group is killed). dbt stages are handed to one warm worker
+process per run instead (:mod:`smepulse.runner.dbt_worker`: same command, its own log, exit
+code, retries and timeout; ``SMEPULSE_RUNNER_DBT_WORKER=false`` turns it off). Planning is
+the pure planner shared with the operator (:mod:`smepulse.planner`); this package does the
+I/O.
 
 Semantics worth knowing:
 
@@ -136,6 +139,7 @@ def run_pipeline(
         follow_triggers,
         base_env,
         keep,
+        dbt_worker=settings.runner_dbt_worker and command is None,
     )
     log.debug("run %s: stages %s", run_id, selected)
     run.execute()

@@ -17,7 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
 
 # Builds the command of a stage: (stage name, logical date) -> argv. Injected in unit tests.
 StageCommand = Callable[[str, dt.date], list[str]]
@@ -48,13 +53,17 @@ class Attempt:
     number: int
     proc: subprocess.Popen[bytes]
     log_path: Path
-    log_file: IO[bytes]
+    log_file: IO[bytes] | _Closable
     started: float  # monotonic
     deadline: float  # monotonic
     timed_out: bool = field(default=False)
 
     def poll(self) -> int | None:
         return self.proc.poll()
+
+    def kill(self, grace: float = KILL_GRACE_SECONDS) -> None:
+        """Stop the attempt: its process group (:func:`kill_group`)."""
+        kill_group(self.proc, grace)
 
     def expired(self, now: float) -> bool:
         return now >= self.deadline

@@ -20,12 +20,12 @@ from smepulse import planner
 from smepulse.catalog import Pipeline
 from smepulse.planner import StageState, StageView
 from smepulse.runner import history as runs_store
+from smepulse.runner.dbt_worker import DbtWorker, start_in_worker
 from smepulse.runner.env import stage_env
 from smepulse.runner.execute import (
     Attempt,
     StageCommand,
     failure_message,
-    kill_group,
     log_name,
     skip_reason,
     start_attempt,
@@ -60,6 +60,7 @@ class RunExecution:
         follow_triggers: bool,
         base_env: Mapping[str, str],
         keep: Mapping[str, StageRecord] | None = None,
+        dbt_worker: bool = False,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -80,6 +81,11 @@ class RunExecution:
         self.last_beat = 0.0
         self.run_dir = settings.runs_dir / record.run_id
         self.view = RunView(console, record)
+        # The warm dbt worker (runner.dbt_worker): used for dbt stages when enabled.
+        self.use_dbt_worker = dbt_worker and any(
+            pipeline.stage(n).dbt is not None for n in self.selected
+        )
+        self.worker: DbtWorker | None = None
         keep = keep or {}
         record.stages = [
             keep[s.name]
@@ -157,21 +163,38 @@ class RunExecution:
         )
         path = self.run_dir / log_name(name, st.attempts)
         st.logs.append(str(path))
+        argv = self.command(name, self.record.logical_date)
         try:
-            attempt = start_attempt(
-                name,
-                st.attempts,
-                self.command(name, self.record.logical_date),
-                env,
-                path,
-                stage.timeout_seconds,
-            )
+            worker = self._idle_worker() if stage.dbt is not None else None
+            if worker is not None:
+                attempt: Attempt = start_in_worker(
+                    worker, name, st.attempts, argv, env, path, stage.timeout_seconds
+                )
+            else:
+                attempt = start_attempt(name, st.attempts, argv, env, path, stage.timeout_seconds)
         except OSError as exc:
             self._set(name, StageState.FAILED, f"could not start: {exc}")
             return
         self.running[name] = attempt
         st.pid = attempt.proc.pid
         self._set(name, StageState.RUNNING, "")
+
+    def _idle_worker(self) -> DbtWorker | None:
+        """The run's dbt worker, started (again) if it is not running; None when it is busy
+        (the stage then runs as its own process) or the worker is off."""
+        if not self.use_dbt_worker:
+            return None
+        if self.worker is not None and self.worker.alive:
+            return None if self.worker.busy else self.worker
+        if self.worker is not None:
+            self.worker.close(grace=0.0)
+        self.worker = DbtWorker(self.base_env, self.run_dir / "dbt-worker.log")
+        return self.worker
+
+    def _stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
 
     def _resolve_trigger(self, name: str) -> None:
         target = self.pipeline.stage(name).triggers or ""
@@ -211,7 +234,7 @@ class RunExecution:
         for name, attempt in list(self.running.items()):
             if attempt.poll() is None and attempt.expired(now):
                 attempt.timed_out = True
-                kill_group(attempt.proc)
+                attempt.kill()
             code = attempt.poll()
             if code is not None:
                 self._finish(name, attempt, code)
@@ -235,7 +258,7 @@ class RunExecution:
         for name in step.cancel:
             attempt = self.running.pop(name, None)
             if attempt is not None:
-                kill_group(attempt.proc, grace=2.0)
+                attempt.kill(grace=2.0)
                 attempt.close()
             self.retry_at.pop(name, None)
             self._set(name, StageState.CANCELLED, "cancelled (interrupted)")
@@ -255,6 +278,23 @@ class RunExecution:
         """Run until every stage is final; a first Ctrl-C cancels, a second one aborts."""
         self.record.status = "Running"
         self._save()
+        if self.use_dbt_worker:
+            self._idle_worker()  # warm: imports dbt while the first stages run
+        try:
+            self._loop()
+        finally:
+            self._stop_worker()
+        status, failed = self._outcome(include_finally=True)
+        self.record.status = status
+        self.record.failed_stage = failed
+        self.record.failure_message = self.record.stage(failed).message if failed else None
+        self.record.finished_at = now_utc()
+        self.record.duration_seconds = round(
+            (self.record.finished_at - self.record.started_at).total_seconds(), 3
+        )
+        self._save()
+
+    def _loop(self) -> None:
         interrupted = False
         with self.view:
             while True:
@@ -268,16 +308,7 @@ class RunExecution:
                 except KeyboardInterrupt:
                     if interrupted:
                         for attempt in self.running.values():
-                            kill_group(attempt.proc, grace=0.5)
+                            attempt.kill(grace=0.5)
                         raise
                     interrupted = True
                     self.cancelled = True
-        status, failed = self._outcome(include_finally=True)
-        self.record.status = status
-        self.record.failed_stage = failed
-        self.record.failure_message = self.record.stage(failed).message if failed else None
-        self.record.finished_at = now_utc()
-        self.record.duration_seconds = round(
-            (self.record.finished_at - self.record.started_at).total_seconds(), 3
-        )
-        self._save()
