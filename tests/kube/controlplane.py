@@ -28,6 +28,7 @@ import argparse
 import atexit
 import base64
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -130,7 +131,22 @@ class ControlPlane:
         workdir: Path | None = None,
         *,
         keep: bool = False,
+        host: str = "127.0.0.1",
+        service_cidr: str = SERVICE_CIDR,
+        command_prefix: tuple[str, ...] = (),
+        service_account_admission: bool = False,
+        extra_apiserver_args: tuple[str, ...] = (),
     ) -> None:
+        """``host`` is the address every component listens on and is reached at;
+        ``command_prefix`` goes before every command (e.g. ``nsenter --net=...  --`` to run
+        the control plane inside a network namespace, as :mod:`tests.kube.realnode` does);
+        ``service_account_admission`` turns the ``ServiceAccount`` admission plugin back on
+        (Pods then get their token volume, which a real kubelet mounts)."""
+        self.host = host
+        self.service_cidr = service_cidr
+        self.command_prefix = command_prefix
+        self.service_account_admission = service_account_admission
+        self.extra_apiserver_args = extra_apiserver_args
         self.bin_dir = Path(bin_dir) if bin_dir else find_bin_dir()
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="smepulse-kube-"))
@@ -149,7 +165,8 @@ class ControlPlane:
     def start(self, timeout: float = 60.0) -> ControlPlane:
         """Start all three components and wait until they serve; raise ControlPlaneError."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.pki = create_pki(self.workdir / "pki")
+        first_service_ip = str(ipaddress.ip_network(self.service_cidr)[1])
+        self.pki = create_pki(self.workdir / "pki", extra_ips=(self.host, first_service_ip))
         _LIVE.add(self)
         deadline = time.monotonic() + timeout
         # Ports are chosen free but may be taken before a component binds them: one retry.
@@ -166,11 +183,12 @@ class ControlPlane:
     def _start_once(self, deadline: float) -> None:
         assert self.pki is not None
         etcd_port, peer_port, api_port, cm_port = free_ports(4)
-        self.server = f"https://127.0.0.1:{api_port}"
+        host = self.host
+        self.server = f"https://{host}:{api_port}"
         data_dir = self.workdir / "etcd"
         shutil.rmtree(data_dir, ignore_errors=True)
-        etcd_url = f"http://127.0.0.1:{etcd_port}"
-        peer_url = f"http://127.0.0.1:{peer_port}"
+        etcd_url = f"http://{host}:{etcd_port}"
+        peer_url = f"http://{host}:{peer_port}"
         self._spawn(
             "etcd",
             [
@@ -198,11 +216,15 @@ class ControlPlane:
                 f"--tls-cert-file={pki.apiserver.cert}",
                 f"--tls-private-key-file={pki.apiserver.key}",
                 f"--secure-port={api_port}",
-                "--bind-address=127.0.0.1",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--bind-address={host}",
+                f"--service-cluster-ip-range={self.service_cidr}",
                 "--allow-privileged=true",
                 "--authorization-mode=RBAC",
-                "--disable-admission-plugins=ServiceAccount",
+                *(
+                    []
+                    if self.service_account_admission
+                    else ["--disable-admission-plugins=ServiceAccount"]
+                ),
                 f"--service-account-issuer={self.server}/",
                 f"--service-account-key-file={pki.sa_pub}",
                 f"--service-account-signing-key-file={pki.sa_key}",
@@ -219,6 +241,7 @@ class ControlPlane:
                 "--audit-log-format=json",
                 "--audit-log-maxsize=50",
                 "--audit-log-maxbackup=1",
+                *self.extra_apiserver_args,
             ],
         )
         admin_ctx = _client_context(pki.ca.cert, pki.admin)
@@ -242,7 +265,7 @@ class ControlPlane:
                 f"--kubeconfig={cm_kubeconfig}",
                 f"--authentication-kubeconfig={cm_kubeconfig}",
                 f"--authorization-kubeconfig={cm_kubeconfig}",
-                "--bind-address=127.0.0.1",
+                f"--bind-address={self.host}",
                 f"--secure-port={self._cm_port}",
                 f"--cert-dir={self.workdir / 'controller-manager-certs'}",
                 "--leader-elect=false",
@@ -260,7 +283,7 @@ class ControlPlane:
         self._wait(
             "kube-controller-manager",
             deadline,
-            lambda: _http_ok(f"https://127.0.0.1:{self._cm_port}/healthz", insecure),
+            lambda: _http_ok(f"https://{self.host}:{self._cm_port}/healthz", insecure),
         )
         # The service-account controller creating "default" proves the controller loops run.
         admin_ctx = _client_context(pki.ca.cert, pki.admin)
@@ -321,7 +344,9 @@ class ControlPlane:
             )
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        self._components.append(_Component(name, argv, self.log_dir / f"{name}.log"))
+        self._components.append(
+            _Component(name, [*self.command_prefix, *argv], self.log_dir / f"{name}.log")
+        )
 
     def _wait(self, name: str, deadline: float, ready: Any) -> None:
         component = next(c for c in reversed(self._components) if c.name == name)

@@ -12,6 +12,11 @@ Fixtures:
 * ``kube_node`` (session): the node stand-in (:mod:`tests.kube.node`) running Pods of every
   namespace as local processes, so Jobs complete.
 * ``kube_namespace`` (function): a fresh namespace name, deleted after the test.
+* ``real_cluster`` (session): a control plane with a real node (kubelet, containerd, runc,
+  CNI, kube-proxy) in a network namespace of its own, :class:`~tests.kube.realnode.RealCluster`;
+  ``real_api`` and ``real_namespace`` are its ``kube_api`` and ``kube_namespace``. Needs root,
+  ``scripts/node-tools.sh`` and the Docker engine with the base images
+  (``scripts/docker-tools.sh``, started by the fixture if needed).
 
 When the binaries are missing (build them with ``bash scripts/k8s-tools.sh``) the tests that
 use these fixtures are skipped, unless ``SMEPULSE_REQUIRE_KUBE=1`` (CI), where they fail.
@@ -20,6 +25,7 @@ use these fixtures are skipped, unless ``SMEPULSE_REQUIRE_KUBE=1`` (CI), where t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -33,6 +39,15 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.kube.controlplane import ControlPlane, ControlPlaneError
 from tests.kube.node import NodeStandIn
+from tests.kube.realnode import (
+    NodeError,
+    NodeToolsUnavailable,
+    RealCluster,
+    docker_env,
+    find_node_bin_dir,
+    host_snapshot,
+    snapshot_diff,
+)
 from tests.kube.tools import ToolsUnavailable, find_bin_dir
 
 
@@ -119,3 +134,68 @@ def kube_namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+# ---- a real node (kubelet + containerd + kube-proxy in a network namespace of its own) --------
+
+
+@pytest.fixture(scope="session")
+def real_cluster(
+    kube_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealCluster]:
+    """A control plane and one real node (:mod:`tests.kube.realnode`) for the whole session,
+    with the local base images imported. At session end it is torn down and the host compared
+    with its state before: anything left behind fails the session's last test using it."""
+    try:
+        node_bin = find_node_bin_dir()
+        engine = docker_env()
+    except NodeToolsUnavailable as exc:
+        if _required():
+            pytest.fail(f"SMEPULSE_REQUIRE_KUBE=1 but {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    workdir = tmp_path_factory.mktemp("realnode")
+    before = host_snapshot(workdir)
+    cluster = RealCluster(workdir, bin_dir=kube_bin_dir, node_bin_dir=node_bin, docker=engine)
+    try:
+        cluster.start()
+    except NodeError as exc:
+        pytest.fail(f"real node did not start (logs in {cluster.log_dir}):\n{exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        leaked = snapshot_diff(before, host_snapshot(workdir))
+        if leaked:
+            pytest.fail(f"the real node's teardown left the host changed:\n{leaked}")
+
+
+@pytest.fixture(scope="session")
+def real_api(real_cluster: RealCluster) -> Iterator[client.ApiClient]:
+    """Admin ``ApiClient`` of the real-node cluster."""
+    api = config.new_client_from_config(config_file=str(real_cluster.kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def real_namespace(real_api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace on the real-node cluster, once its ``default`` ServiceAccount exists
+    (the ServiceAccount admission plugin is on there: Pods wait for it)."""
+    from tests.kube.wait import wait_for
+
+    stem = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{stem or 'test'}-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(real_api)
+    core.create_namespace({"metadata": {"name": name}})
+    wait_for(
+        lambda: core.list_namespaced_service_account(name).items,
+        timeout=30,
+        what=f"ServiceAccount default in {name}",
+    )
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(name, propagation_policy="Background")

@@ -118,8 +118,11 @@ def _write_pair(
     return files
 
 
-def create_pki(directory: Path) -> ClusterPKI:
+def create_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> ClusterPKI:
     """Create a CA, the serving/client certificates and the service-account key pair.
+
+    The API server's certificate names loopback, ``10.0.0.1`` and ``extra_ips`` (e.g. the
+    address of a real node's network namespace and its service range's first address).
 
     The admin certificate's subject is ``CN=smepulse-admin, O=system:masters`` (full
     cluster-admin under RBAC); the controller-manager is also in ``system:masters`` because it
@@ -139,6 +142,11 @@ def create_pki(directory: Path) -> ClusterPKI:
         x509.DNSName("kubernetes.default.svc"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
         x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+        *(
+            x509.IPAddress(ipaddress.ip_address(ip))
+            for ip in dict.fromkeys(extra_ips)
+            if ip not in ("127.0.0.1", "10.0.0.1")
+        ),
     ]
     server_cert = _sign(
         _name("kube-apiserver"), server_key.public_key(), ca_name, ca_key, server=True, sans=sans
@@ -168,3 +176,15 @@ def create_pki(directory: Path) -> ClusterPKI:
         )
     )
     return ClusterPKI(ca, apiserver, admin, controller_manager, front_proxy, sa_key, sa_pub)
+
+
+def issue_client_cert(
+    ca: CertFiles, directory: Path, stem: str, common_name: str, organization: str | None
+) -> CertFiles:
+    """A client certificate signed by the CA in ``ca`` (e.g. for a kubelet or kube-proxy)."""
+    ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
+    assert isinstance(ca_key, rsa.RSAPrivateKey), f"{ca.key} is not an RSA key"
+    key = _new_key()
+    cert = _sign(_name(common_name, organization), key.public_key(), ca_cert.subject, ca_key)
+    return _write_pair(directory, stem, cert, key)

@@ -1,0 +1,165 @@
+"""A real Kubernetes node (tests/kube/realnode.py): Pods run as containers from the locally built
+images, reach each other through a ClusterIP Service, and the node's teardown leaves the host
+as it found it.
+
+Needs root, ``scripts/node-tools.sh``, ``scripts/k8s-tools.sh`` and the Docker engine with the
+base images (``scripts/docker-tools.sh``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.kube.realnode import POD_CIDR, RealCluster, host_snapshot, snapshot_diff
+from tests.kube.wait import wait_for, wait_for_job
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+DEBIAN = "smepulse-local/debian:bookworm"
+PYTHON = "smepulse-local/python3:bookworm"
+
+
+def _pod(name: str, image: str, command: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "restartPolicy": "Never",
+            "enableServiceLinks": False,
+            "containers": [{"name": name, "image": image, "command": command}],
+            **spec,
+        },
+    }
+
+
+def _phase(core: client.CoreV1Api, ns: str, name: str) -> str | None:
+    phase = core.read_namespaced_pod(name, ns).status.phase
+    return str(phase) if phase in ("Succeeded", "Failed") else None
+
+
+def test_job_runs_in_a_container_and_kubectl_logs_reads_it(
+    real_cluster: RealCluster, real_api: client.ApiClient, real_namespace: str
+) -> None:
+    ns = real_namespace
+    job = {
+        "metadata": {"name": "hello"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": _pod(
+                    "hello",
+                    DEBIAN,
+                    # The container's hostname is its Pod's name: proof it ran in the Pod's sandbox.
+                    ["sh", "-c", "echo hello; cat /proc/sys/kernel/hostname"],
+                )["spec"]
+            },
+        },
+    }
+    client.BatchV1Api(real_api).create_namespaced_job(ns, job)
+    assert wait_for_job(real_api, ns, "hello", timeout=120) == "Complete"
+
+    pods = client.CoreV1Api(real_api).list_namespaced_pod(ns, label_selector="job-name=hello")
+    (pod,) = pods.items
+    assert pod.status.phase == "Succeeded"
+    assert pod.spec.node_name == real_cluster.node_name
+    assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(POD_CIDR)
+    logs = real_cluster.kubectl("logs", "-n", ns, "job/hello").stdout
+    assert logs.splitlines() == ["hello", pod.metadata.name]
+
+
+def test_pod_reaches_another_pods_service_by_cluster_ip(
+    real_cluster: RealCluster, real_api: client.ApiClient, real_namespace: str
+) -> None:
+    ns = real_namespace
+    core = client.CoreV1Api(real_api)
+    server = _pod(
+        "server",
+        PYTHON,
+        [
+            "sh",
+            "-c",
+            "mkdir -p /tmp/www && echo pong > /tmp/www/ping && "
+            "exec python3 -m http.server 8080 --directory /tmp/www",
+        ],
+    )
+    server["spec"]["containers"][0]["readinessProbe"] = {
+        "tcpSocket": {"port": 8080},
+        "periodSeconds": 1,
+    }
+    core.create_namespaced_pod(ns, server)
+    service = core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "server"},
+            "spec": {"selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
+    cluster_ip = service.spec.cluster_ip
+    assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network("10.96.0.0/16")
+
+    def ready_endpoint() -> list[str]:
+        # kubectl, not the Python client: its EndpointSlice model rejects `endpoints: null`.
+        slices = real_cluster.kubectl_json(
+            "get", "endpointslices", "-n", ns, "-l", "kubernetes.io/service-name=server"
+        )
+        return [
+            addr
+            for s in slices["items"]
+            for e in s.get("endpoints") or []
+            if e["conditions"].get("ready")
+            for addr in e["addresses"]
+        ]
+
+    (server_ip,) = wait_for(ready_endpoint, timeout=120, what="a ready endpoint of Service server")
+
+    fetch = (
+        "import urllib.request; "
+        f"print(urllib.request.urlopen('http://{cluster_ip}/ping', timeout=10).read().decode())"
+    )
+    core.create_namespaced_pod(ns, _pod("client", PYTHON, ["python3", "-c", fetch]))
+    phase = wait_for(
+        lambda: _phase(core, ns, "client"),
+        timeout=120,
+        what="Pod client to finish",
+        describe=lambda: str(core.read_namespaced_pod("client", ns).status),
+    )
+    logs = core.read_namespaced_pod_log("client", ns)
+    assert phase == "Succeeded", logs
+    assert logs.strip() == "pong"
+    client_ip = core.read_namespaced_pod("client", ns).status.pod_ip
+    assert client_ip != server_ip  # two Pods, two addresses: the request crossed the bridge
+
+
+def test_teardown_leaves_the_host_as_before(
+    real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A second node of its own (beside the session's), one Pod run on it, then stopped: the
+    root namespace's addresses, routes, links, iptables rules, network namespaces, mounts,
+    cgroups, kubelet's sysctls and host paths are exactly as before."""
+    workdir = tmp_path_factory.mktemp("realnode-teardown")
+    before = host_snapshot(workdir)
+    node = RealCluster(
+        workdir,
+        bin_dir=real_cluster.bin_dir,
+        node_bin_dir=real_cluster.node_bin_dir,
+        images=(DEBIAN,),
+    )
+    try:
+        node.start()
+        during = host_snapshot(workdir)
+        # The snapshot sees the node: its veth address, netns and cgroups appear.
+        assert any(node.host_ip in a for a in during["addresses"]), during["addresses"]
+        assert node.netns in " ".join(during["netns"])
+        node.kubectl(
+            "run", "once", f"--image={DEBIAN}", "--restart=Never", "--", "sh", "-c", "echo ok"
+        )
+        node.kubectl(
+            "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/once", "--timeout=120s"
+        )
+        assert node.kubectl("logs", "once").stdout == "ok\n"
+    finally:
+        node.stop()
+    assert snapshot_diff(before, host_snapshot(workdir)) == ""
