@@ -1,57 +1,74 @@
-"""The chart's bucket-creation hook script, run against a real MinIO: it creates the
-buckets, and a second run (helm upgrade) finds them and changes nothing."""
+"""MinIO's ``buckets`` init container script, then a real MinIO on the same drive: the folders
+it makes are served as buckets, a second run (an upgrade adding a bucket) keeps what is there,
+and a bad name fails naming it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
-from tests.services.procs import S3Endpoint
+from tests.services import procs
 
 pytestmark = pytest.mark.integration
-SCRIPT = Path(__file__).resolve().parents[3] / "charts/smepulse/files/scripts/create_buckets.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "charts/smepulse/files/scripts/bucket_dirs.py"
 
 
-def _run(s3: S3Endpoint, buckets: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "S3_ENDPOINT_URL": s3.url,
-        "S3_REGION": "us-east-1",
-        "S3_BUCKETS": ",".join(buckets),
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-    }
+def _init(drive: Path, buckets: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "MINIO_DRIVE": str(drive), "S3_BUCKETS": buckets}
     return subprocess.run(
-        [sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60
     )
 
 
-def test_bucket_hook_creates_then_finds(s3_endpoint: S3Endpoint) -> None:
-    buckets = [f"lake-{uuid.uuid4().hex[:8]}", f"mlflow-{uuid.uuid4().hex[:8]}"]
-    first = _run(s3_endpoint, buckets)
-    assert first.returncode == 0, first.stderr
-    assert [f"bucket {b}: created" for b in buckets] == first.stdout.split("\n")[:2]
-    client = boto3.client(
+def _client(s3: procs.S3Endpoint) -> Any:
+    return boto3.client(
         "s3",
-        endpoint_url=s3_endpoint.url,
+        endpoint_url=s3.url,
         region_name="us-east-1",
-        aws_access_key_id=s3_endpoint.access_key,
-        aws_secret_access_key=s3_endpoint.secret_key,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
     )
-    client.put_object(Bucket=buckets[0], Key="bronze/keep.txt", Body=b"data")
-    second = _run(s3_endpoint, buckets)
+
+
+def test_the_init_container_makes_buckets_minio_serves_and_keeps(tmp_path: Path) -> None:
+    drive = tmp_path / "data"
+    drive.mkdir()
+    first = _init(drive, "smepulse,smepulse-exports")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "bucket smepulse: created",
+        "bucket smepulse-exports: created",
+    ]
+    with procs.minio(tmp_path) as s3:
+        client = _client(s3)
+        assert sorted(b["Name"] for b in client.list_buckets()["Buckets"]) == [
+            "smepulse",
+            "smepulse-exports",
+        ]
+        client.put_object(Bucket="smepulse", Key="bronze/keep.txt", Body=b"data")
+    # helm upgrade with one more bucket: the Pod restarts, the init container runs again.
+    second = _init(drive, "smepulse,smepulse-exports,smepulse-archive")
     assert second.returncode == 0, second.stderr
-    assert [f"bucket {b}: exists" for b in buckets] == second.stdout.split("\n")[:2]
-    assert client.get_object(Bucket=buckets[0], Key="bronze/keep.txt")["Body"].read() == b"data"
+    assert second.stdout.splitlines() == [
+        "bucket smepulse: exists",
+        "bucket smepulse-exports: exists",
+        "bucket smepulse-archive: created",
+    ]
+    with procs.minio(tmp_path) as s3:
+        client = _client(s3)
+        names = sorted(b["Name"] for b in client.list_buckets()["Buckets"])
+        assert names == ["smepulse", "smepulse-archive", "smepulse-exports"]
+        body = client.get_object(Bucket="smepulse", Key="bronze/keep.txt")["Body"].read()
+        assert body == b"data"
 
 
-def test_bucket_hook_fails_clearly_on_bad_credentials(s3_endpoint: S3Endpoint) -> None:
-    bad = S3Endpoint(s3_endpoint.url, s3_endpoint.access_key, "wrong-secret")
-    result = _run(bad, ["nope"])
+def test_a_bad_bucket_name_fails_naming_it_and_creates_nothing_for_it(tmp_path: Path) -> None:
+    result = _init(tmp_path, "Smepulse_Lake,ok-bucket")
     assert result.returncode == 1
-    assert "bucket nope:" in result.stderr and "refused the credentials" in result.stderr
+    assert "bucket Smepulse_Lake: not a valid S3 bucket name" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok-bucket"]
