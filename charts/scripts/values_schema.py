@@ -53,6 +53,7 @@ CRON: Schema = {"type": "string", "minLength": 9, "pattern": r"^(@\w+|(\S+\s+){4
 
 # Rules by dotted path; "*" matches any one key. Applied on top of the inferred type.
 RULES: dict[str, Schema] = {
+    "networkPolicy.extraFrom": {"type": "array", "items": {"type": "object"}},
     "image.*.digest": {"type": "string", "pattern": r"^(sha256:[0-9a-f]{64})?$"},
     "commonLabels": STRING_MAP,
     "imagePullSecrets": STRING_LIST,

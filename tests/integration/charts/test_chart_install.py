@@ -247,3 +247,30 @@ def test_uninstall_leaves_the_crd_and_the_runs(
         "-n", ns, "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name",
     ).stdout.split()  # fmt: skip
     assert left == []
+
+
+def test_default_install_notes_say_the_volumes_need_a_default_storage_class(
+    installed: Installed, kube_cluster: ControlPlane
+) -> None:
+    # The default values (MinIO and PostgreSQL on, no storageClass), rendered by a real install
+    # in dry-run against this API server, which has no StorageClass at all (the CRD belongs to
+    # the installed release).
+    proc = kube_cluster.helm(
+        "install",
+        "notes",
+        str(CHART),
+        "-n",
+        installed.namespace,
+        "--dry-run=server",
+        "--set",
+        "crds.install=false",
+    )
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "MinIO and PostgreSQL claim a volume from the cluster's default StorageClass" in notes
+    assert "minio.persistence.storageClass / postgresql.persistence.storageClass" in notes
+    named = kube_cluster.helm(
+        "install", "notes", str(CHART), "-n", installed.namespace, "--dry-run=server",
+        "--set", "crds.install=false",
+        "--set", "minio.persistence.storageClass=fast", "--set", "postgresql.persistence.storageClass=fast",
+    )  # fmt: skip
+    assert "StorageClass" not in named.stdout.split("NOTES:", 1)[1]
