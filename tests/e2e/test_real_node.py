@@ -9,6 +9,9 @@ base images (``scripts/docker-tools.sh``).
 from __future__ import annotations
 
 import ipaddress
+import socket
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -131,6 +134,25 @@ def test_pod_reaches_another_pods_service_by_cluster_ip(
     assert logs.strip() == "pong"
     client_ip = core.read_namespaced_pod("client", ns).status.pod_ip
     assert client_ip != server_ip  # two Pods, two addresses: the request crossed the bridge
+
+
+def test_node_cannot_open_a_connection_out_of_its_namespace(real_cluster: RealCluster) -> None:
+    """The hard network rule: the veth's root side listens, the node's namespace has a route
+    to it, yet a new connection from the namespace is dropped (while the root side still
+    reaches the API server inside, as every other test shows)."""
+    with socket.socket() as listener:
+        listener.bind((real_cluster.host_ip, 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        connect = f"import socket; socket.create_connection(({real_cluster.host_ip!r}, {port}), 3)"
+        probe = subprocess.run(
+            [*real_cluster.nsenter(), sys.executable, "-c", connect],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert probe.returncode != 0
+    assert "timed out" in probe.stderr, probe.stderr
 
 
 def test_teardown_leaves_the_host_as_before(
