@@ -69,6 +69,14 @@ def guarded(fn: Callable[[], T]) -> T:
         fail(str(exc), 1)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except Exception as exc:
+        from smepulse.unreachable import describe
+
+        line = describe(exc)
+        if line is None:
+            raise
+        log.debug("connection error in detail", exc_info=exc)
+        fail(f"{line}; check the address in the settings (`smepulse settings`) and that it is up", 1)
 
 
 def _date(value: dt.datetime | None) -> dt.date | None:
