@@ -55,7 +55,7 @@ class DbtWorker:
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from smepulse.runner.dbt_worker import main; main()"],
-            env=dict(env),
+            env={**env, "PYTHONUNBUFFERED": "1"},  # stage output reaches its log as it happens
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -133,8 +133,11 @@ class WorkerAttempt(Attempt):
         if self.code is None and self.worker is not None:
             self.code = self.worker.result()
             if self.code is not None and not self.worker.alive:
-                self._note(f"error: the dbt worker (pid {self.proc.pid}) exited with status "
-                           f"{self.proc.returncode} before the stage finished\n")  # fmt: skip
+                self._note(
+                    f"error: the dbt worker (pid {self.proc.pid}) exited with status "
+                    f"{self.proc.returncode} before the stage finished "
+                    f"(its own output: {self.worker.log_path})\n"
+                )
         return self.code
 
     def kill(self, grace: float = KILL_GRACE_SECONDS) -> None:

@@ -164,13 +164,17 @@ class RunExecution:
         path = self.run_dir / log_name(name, st.attempts)
         st.logs.append(str(path))
         argv = self.command(name, self.record.logical_date)
+        attempt: Attempt | None = None
         try:
             worker = self._idle_worker() if stage.dbt is not None else None
             if worker is not None:
-                attempt: Attempt = start_in_worker(
-                    worker, name, st.attempts, argv, env, path, stage.timeout_seconds
-                )
-            else:
+                try:
+                    attempt = start_in_worker(
+                        worker, name, st.attempts, argv, env, path, stage.timeout_seconds
+                    )
+                except OSError:  # the worker died before taking the stage: run it alone
+                    worker.kill(grace=0.0)
+            if attempt is None:
                 attempt = start_attempt(name, st.attempts, argv, env, path, stage.timeout_seconds)
         except OSError as exc:
             self._set(name, StageState.FAILED, f"could not start: {exc}")
