@@ -136,6 +136,52 @@ def test_pod_reaches_another_pods_service_by_cluster_ip(
     assert client_ip != server_ip  # two Pods, two addresses: the request crossed the bridge
 
 
+def test_pod_under_enforced_restricted_standard_runs_locked_down(
+    real_cluster: RealCluster, real_api: client.ApiClient, real_namespace: str
+) -> None:
+    """Under an enforced ``restricted`` Pod Security Standard the runtime really applies what
+    the Pod asks for: its uid, no capabilities, no new privileges, the runtime's default
+    seccomp filter and a read-only root filesystem (the stand-in ignores all of these)."""
+    ns = real_namespace
+    core = client.CoreV1Api(real_api)
+    core.patch_namespace(
+        ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+    script = (
+        "id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; "
+        "touch /probe 2>/dev/null || echo read-only root"
+    )
+    pod = _pod("locked", DEBIAN, ["sh", "-c", script])
+    pod["spec"]["securityContext"] = {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    pod["spec"]["containers"][0]["securityContext"] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+    core.create_namespaced_pod(ns, pod)
+    phase = wait_for(lambda: _phase(core, ns, "locked"), timeout=120, what="Pod locked to finish")
+    logs = core.read_namespaced_pod_log("locked", ns)
+    assert phase == "Succeeded", logs
+    assert logs.split("\n")[:5] == [
+        "10001",
+        "CapEff:\t0000000000000000",
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",  # 2 = filter mode
+        "read-only root",
+    ], logs
+    # The same Pod as root is refused at admission.
+    del pod["spec"]["securityContext"]["runAsUser"]
+    pod["metadata"]["name"] = "as-root"
+    pod["spec"]["securityContext"]["runAsNonRoot"] = False
+    with pytest.raises(client.ApiException) as refused:
+        core.create_namespaced_pod(ns, pod)
+    assert refused.value.status == 403 and "restricted" in str(refused.value.body)
+
+
 def test_node_cannot_open_a_connection_out_of_its_namespace(real_cluster: RealCluster) -> None:
     """The hard network rule: the veth's root side listens, the node's namespace has a route
     to it, yet a new connection from the namespace is dropped (while the root side still

@@ -548,10 +548,8 @@ state = "{base / "state"}"
         return f"docker.io/smepulse-local/pause:{digest.removeprefix('pause-')}"
 
     def _import_images(self) -> None:
-        """The pause image (built from the static pause binary) and ``images``, from the local
-        Docker engine into containerd's ``k8s.io`` namespace."""
-        started = time.monotonic()
-        engine = self._docker or docker_env()
+        """The pause image (built from the static pause binary) and ``images``."""
+        engine = self._docker = self._docker or docker_env()
         docker = engine["SMEPULSE_DOCKER_BIN"]
         env = {**os.environ, "DOCKER_HOST": engine["DOCKER_HOST"]}
         pause = self.pause_image.removeprefix("docker.io/")
@@ -572,8 +570,17 @@ state = "{base / "state"}"
                 capture_output=True,
                 check=True,
             )
+        self.import_images(pause, *self.images)
+
+    def import_images(self, *images: str) -> None:
+        """Copy local Docker images into the node's containerd (``k8s.io`` namespace), where
+        Pods find them by the same name (``IfNotPresent``; nothing is ever pulled)."""
+        started = time.monotonic()
+        engine = self._docker = self._docker or docker_env()
+        docker = engine["SMEPULSE_DOCKER_BIN"]
+        env = {**os.environ, "DOCKER_HOST": engine["DOCKER_HOST"]}
         save = subprocess.Popen(
-            [docker, "save", pause, *self.images],
+            [docker, "save", *images],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -586,10 +593,10 @@ state = "{base / "state"}"
         save_err = save.stderr.read().decode(errors="replace") if save.stderr else ""
         if save.wait() != 0 or imp.returncode != 0:
             raise NodeError(
-                f"importing {pause}, {', '.join(self.images)} failed: docker save: "
+                f"importing {', '.join(images)} failed: docker save: "
                 f"{save_err[-1000:]} ctr import: {imp.stderr.decode(errors='replace')[-1000:]}"
             )
-        log.info("images imported in %.1f s", time.monotonic() - started)
+        log.info("%s imported in %.1f s", ", ".join(images), time.monotonic() - started)
 
     def _start_kubelet(self, deadline: float) -> None:
         assert self.control_plane is not None
