@@ -344,6 +344,7 @@ class Settings(BaseSettings):
             "SMEPULSE_TRINO_BRONZE_LOCATION": self.trino_bronze_location or "",
             "SMEPULSE_SILVER_SCHEMA": self.silver_schema,
             "SMEPULSE_GOLD_SCHEMA": self.gold_schema,
+            "SMEPULSE_DUCKDB_HTTPFS": duckdb_httpfs_extension(),
             "SMEPULSE_S3_ENDPOINT_URL": self.s3_endpoint_url or "",
             "SMEPULSE_S3_REGION": self.s3_region,
             "SMEPULSE_S3_ACCESS_KEY_ID": self.s3_access_key_id.get_secret_value()
@@ -366,3 +367,25 @@ class Settings(BaseSettings):
                 for err in exc.errors()
             )
             raise ConfigError(f"bad configuration: {problems}") from None
+
+
+def duckdb_httpfs_extension() -> str:
+    """The httpfs extension file of the installed ``duckdb-extension-httpfs`` wheel, built for
+    the installed DuckDB; dbt-duckdb installs and loads it from there, so reading ``s3://``
+    bronze never fetches the extension from the internet. ``httpfs`` (DuckDB's own download)
+    only when the wheel is missing or built for another DuckDB version."""
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+
+    try:
+        duckdb_version = version("duckdb")
+    except PackageNotFoundError:
+        return "httpfs"
+    spec = find_spec("duckdb_extension_httpfs")
+    if spec is None or not spec.submodule_search_locations:
+        return "httpfs"
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / "extensions" / f"v{duckdb_version}" / "httpfs.duckdb_extension"
+        if candidate.is_file():
+            return str(candidate)
+    return "httpfs"
