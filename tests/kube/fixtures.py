@@ -29,6 +29,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,18 +156,31 @@ def real_cluster(
         pytest.skip(str(exc))
     workdir = tmp_path_factory.mktemp("realnode")
     before = host_snapshot(workdir)
+    # SIGTERM (a CI timeout, `kill`) would end pytest without teardown and leave the node's
+    # namespace, cgroups and mounts behind: turn it into the KeyboardInterrupt pytest unwinds.
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     cluster = RealCluster(workdir, bin_dir=kube_bin_dir, node_bin_dir=node_bin, docker=engine)
     try:
         cluster.start()
     except NodeError as exc:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         pytest.fail(f"real node did not start (logs in {cluster.log_dir}):\n{exc}", pytrace=False)
     try:
         yield cluster
     finally:
         cluster.stop()
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         leaked = snapshot_diff(before, host_snapshot(workdir))
         if leaked:
             pytest.fail(f"the real node's teardown left the host changed:\n{leaked}")
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="session")
