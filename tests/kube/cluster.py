@@ -4,6 +4,11 @@
 
 prints ``node Ready in X s`` and ``export KUBECONFIG=...``; Ctrl-C or SIGTERM tears the whole
 node down (processes, sandboxes, iptables rules, mounts, cgroups, veth, namespace, sysctls).
+
+    sudo python -m tests.kube.cluster clean
+
+finishes the teardown of nodes whose Python process was killed with SIGKILL (their processes
+died with it, but not their namespace, cgroups, mounts and shims).
 """
 
 from __future__ import annotations
@@ -37,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"a local Docker image to import (repeatable; default: {', '.join(DEFAULT_IMAGES)})",
     )
     up.add_argument("--build", action="store_true", help="build missing tools (slow)")
+    sub.add_parser("clean", help="finish the teardown of nodes whose process was killed (SIGKILL)")
     args = parser.parse_args(argv)
+    if args.command == "clean":
+        cleaned = RealCluster.clean_stale()
+        print(f"cleaned {len(cleaned)} node(s): {' '.join(cleaned) or '-'}")
+        return 0
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _interrupt)

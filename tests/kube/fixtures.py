@@ -148,6 +148,8 @@ def real_cluster(
     with the local base images imported. At session end it is torn down and the host compared
     with its state before: anything left behind fails the session's last test using it."""
     try:
+        if os.geteuid() != 0:
+            raise NodeToolsUnavailable("a real node needs root (network namespaces, cgroups)")
         node_bin = find_node_bin_dir()
         engine = docker_env()
     except NodeToolsUnavailable as exc:

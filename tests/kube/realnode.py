@@ -98,6 +98,9 @@ KUBELET_SYSCTLS = (
     "kernel/keys/root_maxbytes",
 )
 _LOCK_FILE = Path("/run/lock/smepulse-realnode.lock")
+# One JSON record per live node (what its teardown needs), so `python -m tests.kube.cluster
+# clean` can finish the teardown of a run that was killed with SIGKILL.
+RECORDS = Path("/run/smepulse-realnode")
 # Host paths kubelet uses whatever its configuration says: the device plugin folder and the
 # log symlinks. Teardown removes what the run created there (symlinks into its workdir,
 # sockets, empty folders). containerd 1.6 also puts shim sockets in /run/containerd/s; that
@@ -314,6 +317,7 @@ class RealCluster:
             self.node_ip, self.host_ip = str(hosts[0]), str(hosts[1])
             run(["ip", "netns", "add", self.netns])
             self._netns_made = True
+            self._write_record()
             run(["ip", "link", "add", self.veth_host, "type", "veth", "peer", "name",
                  self.veth_node, "netns", self.netns])  # fmt: skip
             run(["ip", "link", "set", "dev", self.veth_host, "addrgenmode", "none"])
@@ -610,6 +614,7 @@ state = "{base / "state"}"
             path = Path("/proc/sys") / key
             if path.exists():
                 self._saved_sysctls[key] = path.read_text().strip()
+        self._write_record()
         config = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
@@ -744,10 +749,57 @@ state = "{base / "state"}"
         step("remove files in host paths", self._remove_host_files)
         if self._netns_made:
             step("remove network", self._remove_network)
+        if not errors:
+            (RECORDS / f"{self.run_id}.json").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                RECORDS.rmdir()  # only when no other node is running
         if not errors and self._own_workdir and not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if errors:
             raise NodeError("real node teardown incomplete:\n  " + "\n  ".join(errors))
+
+    def _write_record(self) -> None:
+        RECORDS.mkdir(parents=True, exist_ok=True)
+        record = {
+            "pid": os.getpid(),
+            "run_id": self.run_id,
+            "workdir": str(self.workdir),
+            "own_workdir": self._own_workdir and not self.keep,
+            "bin_dir": str(self.bin_dir),
+            "node_bin_dir": str(self.node_bin_dir),
+            "sysctls": self._saved_sysctls,
+            "existed": [str(p) for p, existed in self._existed.items() if existed],
+            "run_netns_was_mount": self._run_netns_was_mount,
+        }
+        (RECORDS / f"{self.run_id}.json").write_text(json.dumps(record))
+
+    @classmethod
+    def clean_stale(cls) -> list[str]:
+        """Finish the teardown of every node whose process is gone (killed with SIGKILL: its
+        children died with it, but not its namespace, cgroups, mounts or shims); return their
+        run ids. A node whose process still runs is left alone."""
+        cleaned = []
+        for path in sorted(RECORDS.glob("*.json")) if RECORDS.exists() else []:
+            record = json.loads(path.read_text())
+            if Path(f"/proc/{record['pid']}").exists():
+                continue
+            node = cls(
+                Path(record["workdir"]),
+                bin_dir=Path(record["bin_dir"]),
+                node_bin_dir=Path(record["node_bin_dir"]),
+            )
+            node._own_workdir = bool(record["own_workdir"])
+            node.run_id = record["run_id"]
+            node.netns = f"smepulse-node-{node.run_id}"
+            node.veth_host = f"spn{node.run_id}h"
+            node.cgroup_root = f"/smepulse-node-{node.run_id}"
+            node._saved_sysctls = record["sysctls"]
+            node._existed = {p: str(p) in record["existed"] for p in HARD_CODED_PATHS}
+            node._run_netns_was_mount = record["run_netns_was_mount"]
+            node._netns_made = Path(f"/run/netns/{node.netns}").exists()
+            node.stop()
+            cleaned.append(node.run_id)
+        return cleaned
 
     def _remove_pods(self) -> None:
         endpoint = f"unix://{self.containerd_sock}"
@@ -839,10 +891,11 @@ state = "{base / "state"}"
                 elif path.is_dir() and not existed:
                     with contextlib.suppress(OSError):
                         path.rmdir()  # only if empty
-            if not existed and top.exists():
+            # Still there though created by this run: only fine if another node uses it now.
+            if not existed and top.exists() and not any(top.rglob("*")):
                 left.append(str(top))
         if left:
-            raise NodeError("left behind (did not exist before): " + ", ".join(left))
+            raise NodeError("could not remove (did not exist before): " + ", ".join(left))
 
     def _remove_network(self) -> None:
         run(["ip", "link", "del", self.veth_host], check=False)
@@ -924,8 +977,14 @@ def host_snapshot(workdir: Path | None = None) -> dict[str, list[str]]:
             for k in KUBELET_SYSCTLS
             if (Path("/proc/sys") / k).exists()
         ],
+        # Folders and sockets, and the log symlinks into `workdir` (another node running at
+        # the same time adds and removes its own symlinks).
         "host paths": sorted(
-            str(p) for top in HARD_CODED_PATHS if top.exists() for p in [top, *top.rglob("*")]
+            str(p)
+            for top in HARD_CODED_PATHS
+            if top.exists()
+            for p in [top, *top.rglob("*")]
+            if not p.is_symlink() or (workdir and str(workdir) in os.readlink(p))
         ),
     }
 
