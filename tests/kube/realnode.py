@@ -143,7 +143,9 @@ def find_node_bin_dir(*, build: bool | None = None) -> Path:
 
 def docker_env() -> dict[str, str]:
     """``DOCKER_HOST`` and ``SMEPULSE_DOCKER_BIN`` of a running engine with the base images
-    (from the environment, else from ``scripts/docker-tools.sh``, which starts one if needed)."""
+    (from the environment, else from ``scripts/docker-tools.sh``, which starts one if needed:
+    then both are exported for the rest of the process, and an engine this call started is
+    stopped when the process exits)."""
     if os.environ.get("DOCKER_HOST") and os.environ.get("SMEPULSE_DOCKER_BIN"):
         return {k: os.environ[k] for k in ("DOCKER_HOST", "SMEPULSE_DOCKER_BIN")}
     proc = subprocess.run(
@@ -160,6 +162,15 @@ def docker_env() -> dict[str, str]:
             env[m.group(1)] = m.group(2)
     if "DOCKER_HOST" not in env or "SMEPULSE_DOCKER_BIN" not in env:
         raise NodeToolsUnavailable(f"scripts/docker-tools.sh printed no engine: {proc.stdout!r}")
+    if env.get("SMEPULSE_DOCKERD_STARTED") == "1":
+        # Started for this process: stop it when the process ends (its pid file only).
+        atexit.register(
+            subprocess.run,
+            ["bash", str(DOCKER_TOOLS_SCRIPT), "--stop"],
+            capture_output=True,
+            check=False,
+        )
+    os.environ.update({k: env[k] for k in ("DOCKER_HOST", "SMEPULSE_DOCKER_BIN")})
     return env
 
 
