@@ -17,7 +17,7 @@
 #   4. Redis and PostgreSQL started on free loopback ports for this run (stopped on exit);
 #   5. ruff, mypy --strict, sqlfluff, actionlint; then pytest layer by layer (unit, integration,
 #      e2e, image: the Docker engine and base images come from scripts/docker-tools.sh; e2e
-#      includes tests/e2e/test_real_node.py, a real kubelet + containerd node).
+#      and image start a real kubelet + containerd node, tests/kube/realnode.py).
 # pytest's "no tests collected" (exit 5) counts as a failure: a marker must select something,
 # and so does any skipped test not in tests/skip-allowlist.txt.
 set -euo pipefail
@@ -36,6 +36,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
 command -v psql >/dev/null || need+=(postgresql-client)
 command -v shellcheck >/dev/null || need+=(shellcheck)   # actionlint checks workflow scripts with it
+command -v gcc >/dev/null || need+=(gcc libc6-dev)      # scripts/node-tools.sh: the static pause binary
+command -v iptables >/dev/null || need+=(iptables)      # the real node's rules (tests/kube/realnode.py)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
