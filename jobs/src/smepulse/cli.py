@@ -76,7 +76,9 @@ def guarded(fn: Callable[[], T]) -> T:
         if line is None:
             raise
         log.debug("connection error in detail", exc_info=exc)
-        fail(f"{line}; check the address in the settings (`smepulse settings`) and that it is up", 1)
+        fail(
+            f"{line}; check the address in the settings (`smepulse settings`) and that it is up", 1
+        )
 
 
 def _date(value: dt.datetime | None) -> dt.date | None:
@@ -350,6 +352,73 @@ def submit(
         )
         return
     guarded(lambda: submit_run(settings, pipeline, _date(logical_date), params))
+
+
+Namespace = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Namespace; default from settings/kubeconfig."),
+]
+RunName = Annotated[str, typer.Argument(help="PipelineRun name, e.g. daily-etl-20260630.")]
+
+
+@app.command("watch")
+def watch(run: RunName, namespace: Namespace = None) -> None:
+    """Follow a PipelineRun with the local run's stage table until it ends (exit code as `run`)."""
+    settings = load_settings(kube_namespace=namespace)
+    from smepulse_operator.follow import watch_run
+
+    raise typer.Exit(guarded(lambda: watch_run(settings, run)))
+
+
+@app.command("logs")
+def logs(
+    run: RunName,
+    stage: Annotated[str | None, typer.Option("--stage", "-s", help="Only this stage.")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep streaming new stages' Pods until the run ends."),
+    ] = False,
+    namespace: Namespace = None,
+) -> None:
+    """Print a PipelineRun's stage Pod logs, prefixed with the stage when several."""
+    settings = load_settings(kube_namespace=namespace)
+    from smepulse_operator.follow import print_logs
+
+    raise typer.Exit(guarded(lambda: print_logs(settings, run, stage, follow)))
+
+
+def _control(action: str, run: str, namespace: str | None) -> None:
+    settings = load_settings(kube_namespace=namespace)
+    from smepulse_operator.control import set_control
+
+    guarded(lambda: set_control(settings, run, action))
+
+
+@app.command("cancel")
+def cancel(run: RunName, namespace: Namespace = None) -> None:
+    """Cancel a PipelineRun (spec.cancel=true): running stages stop, finally stages run."""
+    _control("cancel", run, namespace)
+
+
+@app.command("suspend")
+def suspend(run: RunName, namespace: Namespace = None) -> None:
+    """Suspend a PipelineRun (spec.suspend=true): running stages finish, no new one starts."""
+    _control("suspend", run, namespace)
+
+
+@app.command("resume")
+def resume_run(run: RunName, namespace: Namespace = None) -> None:
+    """Resume a suspended PipelineRun (spec.suspend=false)."""
+    _control("resume", run, namespace)
+
+
+@app.command("retry")
+def retry(run: RunName, namespace: Namespace = None) -> None:
+    """Re-run a Failed PipelineRun from its failed stage, as a new run <run>-retry<n> (idempotent)."""
+    settings = load_settings(kube_namespace=namespace)
+    from smepulse_operator.control import retry_run
+
+    guarded(lambda: retry_run(settings, run))
 
 
 @app.command("operator")

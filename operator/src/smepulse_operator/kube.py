@@ -22,7 +22,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from smepulse.errors import ConfigError
 from smepulse.settings import Settings
-from smepulse_operator.model import GROUP, LABEL_RUN, MANAGER, PLURAL, VERSION
+from smepulse_operator.model import GROUP, LABEL_RUN, LABEL_STAGE, MANAGER, PLURAL, VERSION
 
 T = TypeVar("T")
 _TIMEOUT = (5, 30)  # connect, read (seconds): a hung API server must not hang a reconcile
@@ -197,13 +197,15 @@ class Kube:
         )
 
     # -- Pods -----------------------------------------------------------------------------
-    def list_pods(self, namespace: str, run: str) -> list[dict[str, Any]]:
-        """The stage Pods of run ``run`` (the Jobs' template carries the run label)."""
+    def list_pods(self, namespace: str, run: str, stage: str | None = None) -> list[dict[str, Any]]:
+        """The stage Pods of run ``run`` (the Jobs' template carries the run label), of one
+        ``stage`` when given."""
+        selector = f"{LABEL_RUN}={run}" + (f",{LABEL_STAGE}={stage}" if stage else "")
         doc = self._json(
             f"list pods of {namespace}/{run}",
             lambda: client.CoreV1Api(self.api).list_namespaced_pod(
                 namespace,
-                label_selector=f"{LABEL_RUN}={run}",
+                label_selector=selector,
                 _preload_content=False,
                 _request_timeout=_TIMEOUT,
             ),
