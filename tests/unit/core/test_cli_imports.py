@@ -35,3 +35,5 @@ def test_help_runner_and_verify_infra_import_nothing_heavy() -> None:
     )
     assert "smepulse" in loaded and "typer" in loaded
     assert [m for m in HEAVY if m in loaded] == []
+    # The cluster commands (submit, watch, logs, ...) import the Kubernetes client when run.
+    assert "kubernetes" not in loaded

@@ -21,6 +21,7 @@ def test_operator_and_catalog_import_no_dbt_or_ml() -> None:
     code = (
         "import json, sys\n"
         "import smepulse_operator.handlers, smepulse_operator.submit, smepulse_operator.runtime\n"
+        "import smepulse_operator.follow, smepulse_operator.control\n"
         "from smepulse.catalog import load_catalog\n"
         "from smepulse.stages import registry\n"
         "registry(load_catalog())\n"
