@@ -447,6 +447,7 @@ def main() -> None:
 
     venv = airflow_venv(args.airflow_version)
     work = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
+    keep = bool(args.keep)
     home, af_home = work / "home", work / "airflow"
     (af_home / "dags").mkdir(parents=True)
     try:
@@ -559,9 +560,13 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted: stopping every process started here", file=sys.stderr)
         raise SystemExit(130) from None
+    except SystemExit as exc:
+        # A failed run: keep the logs its message points at.
+        keep = keep or exc.code not in (0, None)
+        raise
     finally:
-        if args.keep:
-            print(f"kept: {work}")
+        if keep:
+            print(f"kept: {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
 
