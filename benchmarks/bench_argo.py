@@ -275,6 +275,10 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def component_pid(cp: ControlPlane, name: str) -> int:
     return next(c.proc.pid for c in cp._components if c.name == name)
 
@@ -358,6 +362,7 @@ class Result:
     apiserver_cpu_s: float = float("nan")
     kcm_cpu_s: float = float("nan")
     exit_code: int | None = None
+    load: list[str] = field(default_factory=list)
 
 
 def wait_terminal(
@@ -395,6 +400,7 @@ def measure(ctl: Controller, shape: DagShape, args: argparse.Namespace, tmp: Pat
                 "kcm": component_pid(cp, "kube-controller-manager"),
             }
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+            res.load.append(loadavg())
             lat_names = [f"lat-{i:03d}" for i in range(args.latency_runs)]
             for name in lat_names:
                 t0 = time.monotonic()
@@ -429,6 +435,7 @@ def measure(ctl: Controller, shape: DagShape, args: argparse.Namespace, tmp: Pat
             res.apiserver_cpu_s = cpu1["api"] - cpu0["api"]
             res.kcm_cpu_s = cpu1["kcm"] - cpu0["kcm"]
             res.rss_mib = peak_rss_mib(proc.pid)
+            res.load.append(loadavg())
         finally:
             pods.stop.set()
             proc.terminate()
@@ -596,9 +603,10 @@ def report(results: Sequence[Result], shape: DagShape, args: argparse.Namespace)
         print(
             f"{r.name}: latency runs {len(r.latencies_ms)}, Pods seen for the {args.runs} runs "
             f"{r.pods_seen}/{args.runs * shape.pods_per_run}, not terminal {r.not_terminal}, "
-            f"not Succeeded {r.not_succeeded}, exit code after SIGTERM {r.exit_code}"
+            f"not Succeeded {r.not_succeeded}, exit code after SIGTERM {r.exit_code}; "
+            f"load average before/after its load: {' / '.join(r.load)}"
         )
-    print(f"load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    print(f"load average at the end: {loadavg()}")
 
 
 def main() -> int:
@@ -623,7 +631,7 @@ def main() -> int:
     if args.only != "operator":
         tools = argo_dir()
         controllers += [argo_controller(shape, tools, r) for r in args.argo_requeue.split(",")]
-    print(f"load average at the start: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    print(f"load average at the start: {loadavg()} ({os.cpu_count()} CPUs)")
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-argo-") as tmp:
         for ctl in controllers:
