@@ -8,9 +8,10 @@ CRD was installed fails with a readable ``InvalidSpec`` instead of a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -176,12 +177,17 @@ def job_view(job: Mapping[str, Any]) -> JobView | None:
     )
 
 
+# What a failed Job's own condition tells (backoffLimit 0: BackoffLimitExceeded); the Pod can
+# say more (see :func:`with_pod_failures`).
+CONTAINER_FAILED = "the stage's container exited with an error"
+
+
 def _failure_message(cond: Mapping[str, Any]) -> str:
     reason = cond.get("reason") or "Failed"
     if reason == "DeadlineExceeded":
         return "timed out (activeDeadlineSeconds exceeded)"
     if reason in ("BackoffLimitExceeded", "PodFailurePolicy"):
-        return "the stage's container exited with an error"
+        return CONTAINER_FAILED
     return f"{reason}: {cond.get('message') or ''}".strip(": ")
 
 
@@ -287,3 +293,45 @@ def pod_stuck_reason(pod: Mapping[str, Any]) -> str | None:
                 ": "
             )
     return None
+
+
+def pod_failure_reason(pod: Mapping[str, Any]) -> str | None:
+    """Why a failed stage Pod's container ended, when the kubelet says more than "Error":
+    ``OOMKilled`` (over its memory limit), ``ContainerCannotRun``, ``StartError``, ...;
+    None for a Pod that did not fail or whose container just exited non-zero."""
+    status = pod.get("status") or {}
+    if status.get("phase") != "Failed":
+        return None
+    limits = {
+        c.get("name"): ((c.get("resources") or {}).get("limits") or {}).get("memory")
+        for c in (pod.get("spec") or {}).get("containers") or []
+    }
+    for cs in status.get("containerStatuses") or []:
+        term = (cs.get("state") or {}).get("terminated") or {}
+        reason, code = term.get("reason"), term.get("exitCode")
+        if reason == "OOMKilled":
+            limit = limits.get(cs.get("name"))
+            return (
+                "OOMKilled: the container went over its memory limit"
+                + (f" of {limit}" if limit else "")
+                + f" and the kernel killed it (exit code {code})"
+            )
+        if reason and reason not in ("Error", "Completed"):
+            detail = str(term.get("message") or "").strip().splitlines()
+            return f"{reason} (exit code {code})" + (f": {detail[-1]}" if detail else "")
+    return None
+
+
+def with_pod_failures(jobs: Sequence[JobView], pods: Sequence[Mapping[str, Any]]) -> list[JobView]:
+    """``jobs`` with the generic failure message of a failed Job replaced by its Pod's reason
+    (:func:`pod_failure_reason`; the Pod is found by its ``job-name`` label)."""
+    failed = {j.name for j in jobs if j.state == "failed" and j.message == CONTAINER_FAILED}
+    reasons: dict[str, str] = {}
+    for pod in pods:
+        name = str(((pod.get("metadata") or {}).get("labels") or {}).get("job-name") or "")
+        why = pod_failure_reason(pod) if name in failed else None
+        if why:
+            reasons[name] = why
+    return [
+        dataclasses.replace(j, message=reasons[j.name]) if j.name in reasons else j for j in jobs
+    ]

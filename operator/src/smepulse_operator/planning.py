@@ -360,6 +360,13 @@ class _Planner:
     def _create(self, st: Stage, attempt: int, ctx: FinallyContext | None) -> None:
         self.out.create_jobs.append(JobRequest(st, attempt, ctx))
         rec = self.records.get(st.name) or StageRecord(st.name)
+        old = self.prev.get(st.name)
+        if rec.phase == "Retrying" and not (
+            old is not None and old.phase == "Retrying" and old.attempts == rec.attempts
+        ):
+            # Retried at once (no backoff): the failed attempt never showed as Retrying, so
+            # the Event that says why it failed (OOMKilled, ...) is posted here.
+            self.out.events.append(transitions.attempt_failed(rec))
         self.records[st.name] = rec.but(
             phase="Running",
             attempts=attempt,
@@ -423,9 +430,11 @@ class _Planner:
     ) -> Plan:
         order = [st.name for st in (*self.selected, *self.pipeline.finally_)]
         recs = [self.records[n] for n in order if n in self.records]
-        # Order: RunStarted, then what happened to stages, then the run's own news.
-        started = [e for e in self.out.events if e.reason == "RunStarted"]
-        others = [e for e in self.out.events if e.reason != "RunStarted"]
+        # Order: RunStarted and failed attempts retried at once, then what happened to stages
+        # (the retry's StageRetrying), then the run's own news.
+        first = ("RunStarted", "StageAttemptFailed")
+        started = [e for e in self.out.events if e.reason in first]
+        others = [e for e in self.out.events if e.reason not in first]
         self.out.events = [*started, *transitions.stage_events(self.prev, recs), *others]
         self.out.status = build_status(
             self.run.status,

@@ -25,6 +25,7 @@ from smepulse.settings import Settings
 from smepulse_operator import metrics
 from smepulse_operator.kube import ApiRejected, ApiUnavailable, Kube
 from smepulse_operator.model import (
+    CONTAINER_FAILED,
     TERMINAL_PHASES,
     InvalidSpec,
     JobView,
@@ -36,6 +37,7 @@ from smepulse_operator.model import (
     parse_time,
     pod_stuck_reason,
     utcnow,
+    with_pod_failures,
 )
 from smepulse_operator.planning import Peer, Plan, RunInput, logical_date, plan_run
 from smepulse_operator.render import job_template, render_child_run, render_job
@@ -90,6 +92,11 @@ class Reconciler:
         spec = self._spec(body, ref, status)
         pipeline = self.catalog.pipelines[spec.pipeline]
         jobs, job_images = self._jobs(ref)
+        if status.get("phase") not in TERMINAL_PHASES and any(
+            j.state == "failed" and j.message == CONTAINER_FAILED for j in jobs
+        ):
+            # A failed Job says only BackoffLimitExceeded; its Pod says OOMKilled & co.
+            jobs = with_pod_failures(jobs, self.kube.list_pods(ref.namespace, ref.name))
         jobs, stuck, stuck_notes, stuck_wake = self._stuck(ref, jobs)
         peers: list[Peer] = []
         last_success: dict[str, dt.date] = {}

@@ -17,7 +17,7 @@ from smepulse.catalog import RetryPolicy, Stage
 from smepulse_operator.model import JobView, Note
 from smepulse_operator.status import StageRecord
 
-__all__ = ["observe", "stage_events"]
+__all__ = ["attempt_failed", "observe", "stage_events"]
 
 
 def observe(
@@ -73,6 +73,15 @@ def _observe_trigger(
     return StageRecord(stage.name)
 
 
+def attempt_failed(rec: StageRecord) -> Note:
+    """The Warning for a failed attempt that will be retried (``rec`` is Retrying)."""
+    return Note(
+        "Warning",
+        "StageAttemptFailed",
+        f"stage {rec.name} attempt {rec.attempts} failed: {rec.message}; it will be retried",
+    )
+
+
 def stage_events(prev: Mapping[str, StageRecord], records: Iterable[StageRecord]) -> list[Note]:
     """Events for stage changes since the previous status (start, retry, success, failure)."""
     notes: list[Note] = []
@@ -94,14 +103,7 @@ def stage_events(prev: Mapping[str, StageRecord], records: Iterable[StageRecord]
                     )
                 )
         elif rec.phase == "Retrying":
-            notes.append(
-                Note(
-                    "Warning",
-                    "StageAttemptFailed",
-                    f"stage {rec.name} attempt {rec.attempts} failed: {rec.message}; "
-                    "it will be retried",
-                )
-            )
+            notes.append(attempt_failed(rec))
         elif rec.phase == "Succeeded":
             notes.append(
                 Note(

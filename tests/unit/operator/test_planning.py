@@ -345,3 +345,36 @@ def test_from_stage_on_an_upstream_not_published_for_that_date_fails_before_any_
     never.step()
     assert never.created == [] and never.status["phase"] == "Failed"
     assert "upstream stage verify-infra has never succeeded" in never.status["message"]
+
+
+def test_a_failed_attempt_retried_at_once_still_gets_its_warning_event() -> None:
+    """backoffSeconds 0: the next attempt starts in the reconcile that sees the failure, so
+    the stage never shows Retrying; the Warning saying why the attempt failed is still
+    posted, before the StageRetrying of the next attempt."""
+    sim = SimRun(
+        {
+            "pipeline": "daily-etl",
+            "logicalDate": "2025-01-01",
+            "stages": ["verify-infra"],
+            "retries": {"limit": 1, "backoffSeconds": 0},
+        }
+    )
+    sim.step()
+    sim.finish("verify-infra", ok=False, message="OOMKilled: over its memory limit")
+    plan = sim.step(1)
+    assert [(r.stage.name, r.attempt) for r in plan.create_jobs] == [("verify-infra", 2)]
+    assert [(e.type, e.reason, e.message) for e in plan.events] == [
+        (
+            "Warning",
+            "StageAttemptFailed",
+            "stage verify-infra attempt 1 failed: OOMKilled: over its memory limit; "
+            "it will be retried",
+        ),
+        (
+            "Normal",
+            "StageRetrying",
+            "stage verify-infra attempt 2 started (Job daily-etl-20250101-verify-infra-2)",
+        ),
+    ]
+    # Posted once: the next reconcile (attempt 2 running) says nothing more.
+    assert sim.step(1).events == []
