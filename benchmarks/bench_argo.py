@@ -61,6 +61,7 @@ from kubernetes.client.exceptions import ApiException
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.operator_venv import operator_command, operator_env  # noqa: E402
 from smepulse.catalog import Pipeline, load_catalog  # noqa: E402
 from tests.kube.controlplane import ControlPlane, free_ports, running_control_plane  # noqa: E402
 from tests.kube.node import NodeStandIn  # noqa: E402
@@ -377,7 +378,15 @@ def wait_terminal(
 
 def measure(ctl: Controller, shape: DagShape, args: argparse.Namespace, tmp: Path) -> Result:
     res = Result(ctl.name)
-    with running_control_plane(workdir=tmp / f"kube-{ctl.name}") as cp:
+    kcm: tuple[str, ...] = ()
+    if args.kcm_qps:
+        # kube-controller-manager's client rate limit (default 20 QPS, burst 30) is what every
+        # Job's Pod waits on: the Job controller creates the Pod, tracks it with a finalizer
+        # and writes the Job's status, several requests per stage.
+        kcm = (f"--kube-api-qps={args.kcm_qps}", f"--kube-api-burst={int(args.kcm_qps * 1.5)}")
+    with running_control_plane(
+        workdir=tmp / f"kube-{ctl.name}", extra_controller_manager_args=kcm
+    ) as cp:
         api = config.new_client_from_config(config_file=str(cp.kubeconfig))
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         core.create_namespace({"metadata": {"name": NS}})
@@ -461,16 +470,17 @@ def operator_controller(shape: DagShape) -> Controller:
 
     def start(cp: ControlPlane, tmp: Path) -> subprocess.Popen[bytes]:
         metrics, health = free_ports(2)
-        env = {
-            **os.environ,
-            "SMEPULSE_KUBECONFIG": str(cp.kubeconfig),
-            "SMEPULSE_LOG_FORMAT": "json",
-            "SMEPULSE_LOG_LEVEL": "WARNING",
-            "SMEPULSE_OPERATOR_METRICS_PORT": str(metrics),
-            "SMEPULSE_OPERATOR_HEALTH_PORT": str(health),
-        }
+        env = operator_env(
+            {
+                "SMEPULSE_KUBECONFIG": str(cp.kubeconfig),
+                "SMEPULSE_LOG_FORMAT": "json",
+                "SMEPULSE_LOG_LEVEL": "WARNING",
+                "SMEPULSE_OPERATOR_METRICS_PORT": str(metrics),
+                "SMEPULSE_OPERATOR_HEALTH_PORT": str(health),
+            }
+        )
         return subprocess.Popen(
-            [str(Path(sys.executable).with_name("smepulse")), "operator", "-n", NS],
+            [*operator_command(), "-n", NS],
             env=env,
             stdout=(tmp / "operator.log").open("wb"),
             stderr=subprocess.STDOUT,
@@ -623,6 +633,13 @@ def main() -> int:
     parser.add_argument(
         "--only", choices=("operator", "argo"), help="measure one controller (for debugging)"
     )
+    parser.add_argument(
+        "--kcm-qps",
+        type=float,
+        default=0,
+        help="kube-controller-manager --kube-api-qps for both controllers' control planes "
+        "(burst 1.5x; default: its own default, 20 QPS / burst 30)",
+    )
     args = parser.parse_args()
     shape = dag_shape(load_catalog().pipeline(PIPELINE))
     controllers = []
@@ -632,6 +649,10 @@ def main() -> int:
         tools = argo_dir()
         controllers += [argo_controller(shape, tools, r) for r in args.argo_requeue.split(",")]
     print(f"load average at the start: {loadavg()} ({os.cpu_count()} CPUs)")
+    print(
+        "kube-controller-manager client rate limit: "
+        + (f"{args.kcm_qps:g} QPS" if args.kcm_qps else "its default (20 QPS, burst 30)")
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-argo-") as tmp:
         for ctl in controllers:

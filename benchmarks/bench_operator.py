@@ -3,7 +3,8 @@
 1. Latency from PipelineRun creation to its first Job: runs are created one at a time and
    the first Job's ADDED event is timed from a watch (p50, p95 over ``--latency-runs``).
 2. Drain: ``--runs`` (100) runs created at once; time until every run is terminal, and the
-   operator's peak memory (VmHWM of the ``smepulse operator`` subprocess, read from /proc).
+   operator's peak memory (VmHWM of the ``smepulse operator`` subprocess, read from /proc),
+   run as its image runs it (benchmarks/operator_venv.py: the ``operator`` group only).
 
 Stages run on the node stand-in as the scripted ``fake_stage.py`` (no data stack), so the
 figures measure the operator, the API server and the Job controller, not the stages. Each run
@@ -15,7 +16,6 @@ is ml-training limited to ``validate-models``: two Jobs (the stage and the final
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +30,7 @@ from kubernetes import client, config, watch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.operator_venv import operator_command, operator_env  # noqa: E402
 from tests.kube.controlplane import running_control_plane  # noqa: E402
 from tests.kube.node import NodeStandIn  # noqa: E402
 
@@ -110,17 +111,18 @@ def main() -> int:
         node = NodeStandIn(
             cp.kubeconfig, log_dir=Path(tmp) / "pods", max_pods=args.max_pods
         ).start()
-        env = {
-            **os.environ,
-            "SMEPULSE_KUBECONFIG": str(cp.kubeconfig),
-            "SMEPULSE_LOG_FORMAT": "json",
-            "SMEPULSE_LOG_LEVEL": "WARNING",
-            "SMEPULSE_OPERATOR_METRICS_PORT": "18900",
-            "SMEPULSE_OPERATOR_HEALTH_PORT": "18901",
-        }
+        env = operator_env(
+            {
+                "SMEPULSE_KUBECONFIG": str(cp.kubeconfig),
+                "SMEPULSE_LOG_FORMAT": "json",
+                "SMEPULSE_LOG_LEVEL": "WARNING",
+                "SMEPULSE_OPERATOR_METRICS_PORT": "18900",
+                "SMEPULSE_OPERATOR_HEALTH_PORT": "18901",
+            }
+        )
         log = (Path(tmp) / "operator.log").open("wb")
         op = subprocess.Popen(
-            [str(Path(sys.executable).with_name("smepulse")), "operator", "-n", ns],
+            [*operator_command(), "-n", ns],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

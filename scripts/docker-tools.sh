@@ -52,6 +52,11 @@ if [[ $MODE == stop ]]; then
     kill -TERM "$pid"
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -0 "$pid" 2>/dev/null && die "dockerd (pid $pid) did not stop within 20 s"
+    # dockerd leaves its default network namespace bind-mounted under the exec-root; left
+    # there, the cache folder cannot be removed ("Device or resource busy").
+    for ns in "$DIR"/exec/netns/*; do
+      if [[ -e $ns ]] && mountpoint -q "$ns"; then umount "$ns"; fi
+    done
   else
     log "no dockerd started by this script is running"
   fi

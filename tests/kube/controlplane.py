@@ -136,6 +136,7 @@ class ControlPlane:
         command_prefix: tuple[str, ...] = (),
         service_account_admission: bool = False,
         extra_apiserver_args: tuple[str, ...] = (),
+        extra_controller_manager_args: tuple[str, ...] = (),
     ) -> None:
         """``host`` is the address every component listens on and is reached at;
         ``command_prefix`` goes before every command (e.g. ``nsenter --net=...  --`` to run
@@ -147,6 +148,7 @@ class ControlPlane:
         self.command_prefix = command_prefix
         self.service_account_admission = service_account_admission
         self.extra_apiserver_args = extra_apiserver_args
+        self.extra_controller_manager_args = extra_controller_manager_args
         self.bin_dir = Path(bin_dir) if bin_dir else find_bin_dir()
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="smepulse-kube-"))
@@ -275,6 +277,7 @@ class ControlPlane:
                 f"--cluster-signing-cert-file={pki.ca.cert}",
                 f"--cluster-signing-key-file={pki.ca.key}",
                 "--use-service-account-credentials=false",
+                *self.extra_controller_manager_args,
             ],
         )
         insecure = ssl.create_default_context()
@@ -512,9 +515,12 @@ def running_control_plane(
     workdir: Path | None = None,
     *,
     keep: bool = False,
+    extra_controller_manager_args: tuple[str, ...] = (),
 ) -> Iterator[ControlPlane]:
     """Context manager: a started :class:`ControlPlane`, stopped on exit."""
-    cp = ControlPlane(bin_dir, workdir, keep=keep)
+    cp = ControlPlane(
+        bin_dir, workdir, keep=keep, extra_controller_manager_args=extra_controller_manager_args
+    )
     try:
         yield cp.start()
     finally:

@@ -226,8 +226,18 @@ class Settings(BaseSettings):
     job_service_account: str | None = None
     kubeconfig: Path | None = Field(
         None,
-        description="kubeconfig for submit/operator outside a cluster; default: in-cluster config, "
-        "else the kubernetes client's own default ($KUBECONFIG, ~/.kube/config).",
+        validation_alias=AliasChoices("smepulse_kubeconfig", "kubeconfig"),
+        description="kubeconfig for submit/operator outside a cluster: SMEPULSE_KUBECONFIG, else "
+        "$KUBECONFIG (kubectl's list of files separated by os.pathsep; the first to name a value "
+        "wins); unset: in-cluster credentials, else ~/.kube/config.",
+    )
+    kubernetes_service_host: str | None = Field(
+        None,
+        validation_alias=AliasChoices("kubernetes_service_host"),
+        description="Set by Kubernetes in every container: the API server for in-cluster access.",
+    )
+    kubernetes_service_port: int = Field(
+        443, ge=1, le=65535, validation_alias=AliasChoices("kubernetes_service_port")
     )
     operator_reconcile_interval_seconds: float = Field(
         10.0,

@@ -20,8 +20,13 @@ import typer
 
 from smepulse.errors import ConfigError, StageError
 from smepulse.settings import Settings
-from smepulse_operator.follow import get_run_or_fail
-from smepulse_operator.kube import ApiRejected, ApiUnavailable, Kube, api_client, default_namespace
+from smepulse_operator.kube import (
+    ApiRejected,
+    ApiUnavailable,
+    Kube,
+    default_namespace,
+    get_run_or_fail,
+)
 from smepulse_operator.model import LABEL_PIPELINE, dns_label
 from smepulse_operator.render import render_run
 
@@ -40,7 +45,7 @@ def set_control(settings: Settings, name: str, action: str) -> dict[str, bool]:
     """Patch the control field of ``action`` (cancel/suspend/resume); returns what was set."""
     fields = CONTROL[action]
     namespace = default_namespace(settings)
-    kube = Kube(api_client(settings))
+    kube = Kube.connect(settings)
     try:
         run = get_run_or_fail(kube, namespace, name)
         phase = (run.get("status") or {}).get("phase") or "Pending"
@@ -48,7 +53,7 @@ def set_control(settings: Settings, name: str, action: str) -> dict[str, bool]:
     except (ApiRejected, ApiUnavailable) as exc:
         raise StageError(f"could not {action} {namespace}/{name}: {exc}") from None
     finally:
-        kube.api.close()
+        kube.close()
     what = ", ".join(f"spec.{k}={str(v).lower()}" for k, v in fields.items())
     typer.echo(f"pipelinerun {namespace}/{name}: {what} (phase was {phase})")
     return fields
@@ -97,7 +102,7 @@ def retry_body(run: dict[str, Any]) -> dict[str, Any]:
 def retry_run(settings: Settings, name: str) -> str:
     """Create (or find) the re-run of failed run ``name`` from its failed stage; its name."""
     namespace = default_namespace(settings)
-    kube = Kube(api_client(settings))
+    kube = Kube.connect(settings)
     try:
         body = retry_body(get_run_or_fail(kube, namespace, name))
         new = body["metadata"]["name"]
@@ -105,7 +110,7 @@ def retry_run(settings: Settings, name: str) -> str:
     except (ApiRejected, ApiUnavailable) as exc:
         raise StageError(f"could not retry {namespace}/{name}: {exc}") from None
     finally:
-        kube.api.close()
+        kube.close()
     stage = body["spec"]["fromStage"]
     if created:
         typer.echo(f"pipelinerun {namespace}/{new} created: {name} again from stage {stage}")

@@ -40,6 +40,7 @@ from smepulse_operator.kube import (
     Kube,
     api_client,
     default_namespace,
+    get_run_or_fail,
 )
 from smepulse_operator.model import (
     GROUP,
@@ -56,23 +57,9 @@ WATCH_SECONDS = 60  # the server ends each watch after this; it is re-opened fro
 _RECONNECTS = 5  # consecutive failed (re)connections before giving up
 
 
-class RunNotFound(ConfigError):
-    """No PipelineRun of that name in that namespace (exit 2)."""
-
-
 def exit_code(phase: str) -> int:
     """``smepulse run``'s codes: 0 Succeeded, 1 anything else terminal."""
     return 0 if phase == "Succeeded" else 1
-
-
-def get_run_or_fail(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
-    try:
-        doc = kube.get_run(namespace, name)
-    except (ApiRejected, ApiUnavailable) as exc:
-        raise StageError(str(exc)) from None
-    if doc is None:
-        raise RunNotFound(f"pipelinerun {namespace}/{name} not found")
-    return doc
 
 
 # -- status -> the runner's record ---------------------------------------------------------
@@ -166,12 +153,16 @@ def _events(
 
 
 def follow_run(
-    kube: Kube, namespace: str, name: str, deliver: Callable[[dict[str, Any] | None], bool]
+    kube: Kube,
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    deliver: Callable[[dict[str, Any] | None], bool],
 ) -> None:
     """Call ``deliver(doc)`` with the run now and at every change (``None`` = deleted) until
     it returns True. Runs in a thread of its own; errors go to ``deliver`` as exceptions by
     the caller's wrapper."""
-    custom = client.CustomObjectsApi(kube.api)
+    custom = client.CustomObjectsApi(api)
     doc = get_run_or_fail(kube, namespace, name)
     if deliver(doc):
         return
@@ -214,7 +205,8 @@ def watch_run(settings: Settings, name: str, console: Console | None = None) -> 
 
     console = console or _console()
     namespace = default_namespace(settings)
-    kube = Kube(api_client(settings))
+    kube = Kube.connect(settings)
+    api = api_client(settings)
     updates: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def deliver(doc: dict[str, Any] | None) -> bool:
@@ -224,7 +216,7 @@ def watch_run(settings: Settings, name: str, console: Console | None = None) -> 
 
     def worker() -> None:
         try:
-            follow_run(kube, namespace, name, deliver)
+            follow_run(kube, api, namespace, name, deliver)
         except BaseException as exc:  # handed to the main thread, which raises it
             updates.put(("error", exc))
 
@@ -258,7 +250,8 @@ def watch_run(settings: Settings, name: str, console: Console | None = None) -> 
         print_summary(console, record, f"smepulse logs {name} -n {namespace}")
         return exit_code(record.status)
     finally:
-        kube.api.close()
+        kube.close()
+        api.close()
 
 
 # -- logs ----------------------------------------------------------------------------------
@@ -372,8 +365,9 @@ def print_logs(
     """``smepulse logs``: print (or ``follow``) the stage Pods' logs; the exit code."""
     out = out or sys.stdout
     namespace = default_namespace(settings)
-    kube = Kube(api_client(settings))
-    core = client.CoreV1Api(kube.api)
+    kube = Kube.connect(settings)
+    api = api_client(settings)
+    core = client.CoreV1Api(api)
     try:
         doc = get_run_or_fail(kube, namespace, run)
         if stage is not None:
@@ -397,7 +391,8 @@ def print_logs(
         except (ApiRejected, ApiUnavailable) as exc:
             raise StageError(str(exc)) from None
     finally:
-        kube.api.close()
+        kube.close()
+        api.close()
 
 
 def _follow_logs(
@@ -443,7 +438,7 @@ def _follow_logs(
                 timeout_seconds=5,
                 _request_timeout=(5, 20),
             ):
-                seen = stage_pod(kube.api.sanitize_for_serialization(event["object"]))
+                seen = stage_pod(core.api_client.sanitize_for_serialization(event["object"]))
                 if seen is not None:
                     start(seen)
         except ApiException as exc:

@@ -1,4 +1,4 @@
-"""A small typed wrapper over the ``kubernetes`` client: the operator's only API calls.
+"""The operator's only API calls: a small typed client over ``urllib3``.
 
 Objects go in and come out as plain dicts in the API's JSON shape (camelCase), the same shape
 :mod:`smepulse_operator.render` builds. Errors are translated once, here:
@@ -7,25 +7,35 @@ Objects go in and come out as plain dicts in the API's JSON shape (camelCase), t
 * 5xx, 429, timeouts, connection errors -> :class:`ApiUnavailable` (try again later);
 * anything else (403 missing RBAC, 422 invalid object) -> :class:`ApiRejected`, whose message
   names the verb, resource and the API server's reason.
+
+Why not the ``kubernetes`` package: importing it loads ~800 model modules, about 65 MiB of the
+operator's memory, for ten REST calls. The operator image does not install it, and kopf (which
+imports it whenever it is present) then stays small too. Credentials come from
+:mod:`smepulse_operator.credentials`; the CLI's log streaming (:mod:`smepulse_operator.follow`)
+still uses the ``kubernetes`` package, through :func:`api_client`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
-from smepulse.errors import ConfigError
+from smepulse.errors import ConfigError, StageError
 from smepulse.settings import Settings
+from smepulse_operator.credentials import Credentials, load_credentials
 from smepulse_operator.model import GROUP, LABEL_RUN, LABEL_STAGE, MANAGER, PLURAL, VERSION
 
-T = TypeVar("T")
-_TIMEOUT = (5, 30)  # connect, read (seconds): a hung API server must not hang a reconcile
+if TYPE_CHECKING:
+    from kubernetes import client
+
+_TIMEOUT = urllib3.Timeout(connect=5, read=30)  # a hung API server must not hang a reconcile
+_RUNS = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/{PLURAL}"
+_JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
+_PODS = "/api/v1/namespaces/{ns}/pods"
 
 
 class ApiUnavailable(Exception):
@@ -35,7 +45,7 @@ class ApiUnavailable(Exception):
 class ApiRejected(Exception):
     """The API server refused a request for a reason retrying will not fix (RBAC, validation).
 
-    ``status`` is the HTTP status (403, 422, ...), 0 when unknown.
+    ``status`` is the HTTP status (403, 404, 409, 422, ...), 0 when unknown.
     """
 
     def __init__(self, message: str, status: int = 0) -> None:
@@ -49,90 +59,137 @@ class ApiRejected(Exception):
 
 
 def api_client(settings: Settings) -> client.ApiClient:
-    """In-cluster credentials when running in a Pod, else a kubeconfig (settings.kubeconfig or
-    the client's default); ConfigError with what to do when neither exists."""
-    if settings.kubeconfig is None:
+    """A ``kubernetes`` package client with the same credentials, for the CLI's watches and
+    log streams (the package is in the project's dependencies, not in the operator image)."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    creds = load_credentials(settings)
+    if creds.delegate is not None:  # an exec/auth-provider kubeconfig: the package resolves it
         try:
-            config.load_incluster_config()
-            return client.ApiClient()
-        except ConfigException:
-            pass
-    try:
-        path = str(settings.kubeconfig) if settings.kubeconfig else None
-        return config.new_client_from_config(config_file=path)
-    except (ConfigException, OSError) as exc:
-        raise ConfigError(
-            f"no Kubernetes credentials: not in a cluster and no usable kubeconfig ({exc}); "
-            "set SMEPULSE_KUBECONFIG or KUBECONFIG"
-        ) from None
+            return config.new_client_from_config(config_file=creds.delegate)
+        except (ConfigException, OSError) as exc:
+            raise ConfigError(f"kubeconfig {creds.delegate}: {exc}") from None
+    conf = client.Configuration()
+    conf.host = creds.server
+    conf.ssl_ca_cert = creds.ca_file
+    conf.verify_ssl = not creds.insecure
+    conf.cert_file, conf.key_file = creds.cert_file, creds.key_file
+    token = creds.bearer_token()
+    if token:
+        conf.api_key = {"authorization": f"Bearer {token}"}
+    return client.ApiClient(conf)
 
 
 def default_namespace(settings: Settings) -> str:
-    """settings.kube_namespace, else the kubeconfig context's namespace, else ``default``."""
+    """settings.kube_namespace, else the credentials' namespace (in-cluster: the Pod's; else the
+    kubeconfig context's), else ``default``."""
     if settings.kube_namespace:
         return settings.kube_namespace
     try:
-        _, ctx = config.list_kube_config_contexts(
-            config_file=str(settings.kubeconfig) if settings.kubeconfig else None
-        )
-        return str((ctx or {}).get("context", {}).get("namespace") or "default")
-    except (ConfigException, OSError):
+        return load_credentials(settings).namespace or "default"
+    except ConfigError:
         return "default"
 
 
-def _call(what: str, fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except ApiException as exc:
-        if exc.status in (429, 500, 502, 503, 504) or exc.status == 0:
-            raise ApiUnavailable(f"{what}: API server answered {exc.status} {exc.reason}") from exc
-        raise ApiRejected(f"{what}: {exc.status} {_reason(exc)}", exc.status) from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise ApiUnavailable(f"{what}: {exc}") from exc
+class RunNotFound(ConfigError):
+    """No PipelineRun of that name in that namespace (exit 2)."""
 
 
-def _reason(exc: ApiException) -> str:
+def get_run_or_fail(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    """The run, or StageError (API trouble) / RunNotFound, for the CLI's commands."""
     try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
-    except ValueError:
-        return str(exc.reason)
+        doc = kube.get_run(namespace, name)
+    except (ApiRejected, ApiUnavailable) as exc:
+        raise StageError(str(exc)) from None
+    if doc is None:
+        raise RunNotFound(f"pipelinerun {namespace}/{name} not found")
+    return doc
+
+
+def _reason(status: int, data: bytes) -> str:
+    try:
+        doc = json.loads(data or b"{}")
+        return str(doc.get("message") or doc.get("reason") or status)
+    except (ValueError, AttributeError):
+        return data[:200].decode("utf-8", "replace") or str(status)
 
 
 class Kube:
-    """The calls the operator and ``smepulse submit`` make; nothing else touches the API."""
+    """The calls the operator, ``smepulse submit`` and the control commands make."""
 
-    def __init__(self, api: client.ApiClient) -> None:
-        self.api = api
-        self.custom = client.CustomObjectsApi(api)
-        self.batch = client.BatchV1Api(api)
+    def __init__(self, creds: Credentials, pool_size: int = 8) -> None:
+        self.creds = creds
+        ssl: dict[str, Any] = {"cert_reqs": "CERT_NONE" if creds.insecure else "CERT_REQUIRED"}
+        if not creds.insecure and creds.ca_file:
+            ssl["ca_certs"] = creds.ca_file
+        if creds.cert_file:
+            ssl.update(cert_file=creds.cert_file, key_file=creds.key_file)
+        # urllib3's retries, as the kubernetes package has them: connection errors (a reused
+        # keep-alive connection the server closed) and 429/503 answers with a Retry-After
+        # header ("storage is (re)initializing" right after a CRD changes) are retried, for
+        # idempotent verbs only; other statuses go to the caller, whose reconcile decides.
+        self.http = urllib3.PoolManager(
+            maxsize=pool_size,
+            timeout=_TIMEOUT,
+            retries=urllib3.Retry(total=3, redirect=0, raise_on_status=False),
+            **ssl,
+        )
+        if creds.insecure:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
-    def _json(self, what: str, fn: Callable[[], Any]) -> Any:
-        """Raw JSON (camelCase dicts), skipping the client's slow model deserialisation."""
-        resp = _call(what, fn)
-        return json.loads(resp.data)
+    @classmethod
+    def connect(cls, settings: Settings) -> Kube:
+        """A client with the credentials the settings point at (ConfigError if none)."""
+        return cls(load_credentials(settings), pool_size=settings.operator_workers + 2)
+
+    def close(self) -> None:
+        self.http.clear()
+
+    def request(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        timeout: urllib3.Timeout = _TIMEOUT,
+        retried: bool = False,
+    ) -> Any:
+        """One API call; the decoded JSON answer, or the errors of this module's docstring."""
+        url = self.creds.server.rstrip("/") + path + ("?" + urlencode(query) if query else "")
+        headers = {"Accept": "application/json", "User-Agent": "smepulse-operator"}
+        token = self.creds.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        try:
+            resp = self.http.request(method, url, body=payload, headers=headers, timeout=timeout)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiUnavailable(f"{what}: {exc}") from exc
+        if resp.status == 401 and self.creds.delegate is not None and not retried:
+            # A credential plugin's token expired: run the plugin again, once.
+            self.creds.token = self.creds.refresh_delegated()
+            return self.request(what, method, path, body, query, content_type, timeout, True)
+        if resp.status >= 400:
+            message = f"{what}: {resp.status} {_reason(resp.status, resp.data)}"
+            if resp.status in (429, 500, 502, 503, 504):
+                raise ApiUnavailable(message)
+            raise ApiRejected(message, resp.status)
+        return json.loads(resp.data or b"{}")
 
     # -- PipelineRuns ---------------------------------------------------------------------
     def get_run(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            doc: dict[str, Any] = _call(
-                f"get pipelinerun {namespace}/{name}",
-                lambda: self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name, _request_timeout=_TIMEOUT
-                ),
-            )
-            return doc
-        except ApiRejected as exc:
-            if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 404:
-                return None
-            raise
+        return self._get(
+            f"get pipelinerun {namespace}/{name}", _RUNS.format(ns=namespace) + f"/{quote(name)}"
+        )
 
     def list_runs(self, namespace: str) -> list[dict[str, Any]]:
-        doc = _call(
-            f"list pipelineruns in {namespace}",
-            lambda: self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, _request_timeout=_TIMEOUT
-            ),
-        )
+        doc = self.request(f"list pipelineruns in {namespace}", "GET", _RUNS.format(ns=namespace))
         return list(doc.get("items") or [])
 
     def create_run(self, body: Mapping[str, Any]) -> bool:
@@ -140,60 +197,36 @@ class Kube:
         meta = body["metadata"]
         return self._create(
             f"create pipelinerun {meta['namespace']}/{meta['name']}",
-            lambda: self.custom.create_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                meta["namespace"],
-                PLURAL,
-                dict(body),
-                field_manager=MANAGER,
-                _request_timeout=_TIMEOUT,
-            ),
+            _RUNS.format(ns=meta["namespace"]),
+            body,
         )
 
     def patch_run(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        _call(
+        """JSON merge patch of a run (lists are replaced, nulls remove fields)."""
+        self.request(
             f"patch pipelinerun {namespace}/{name}",
-            lambda: self.custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                dict(patch),
-                field_manager=MANAGER,
-                _request_timeout=_TIMEOUT,
-            ),
+            "PATCH",
+            _RUNS.format(ns=namespace) + f"/{quote(name)}",
+            patch,
+            {"fieldManager": MANAGER},
+            "application/merge-patch+json",
         )
 
     def patch_run_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Merge patch of the status subresource (lists are replaced, nulls remove fields)."""
-        _call(
+        self.request(
             f"patch pipelinerun {namespace}/{name} status",
-            lambda: self.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                {"status": dict(status)},
-                field_manager=MANAGER,
-                _request_timeout=_TIMEOUT,
-            ),
+            "PATCH",
+            _RUNS.format(ns=namespace) + f"/{quote(name)}/status",
+            {"status": dict(status)},
+            {"fieldManager": MANAGER},
+            "application/merge-patch+json",
         )
 
     def delete_run(self, namespace: str, name: str) -> None:
         self._delete(
             f"delete pipelinerun {namespace}/{name}",
-            lambda: self.custom.delete_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                propagation_policy="Background",
-                _request_timeout=_TIMEOUT,
-            ),
+            _RUNS.format(ns=namespace) + f"/{quote(name)}",
         )
 
     # -- Pods -----------------------------------------------------------------------------
@@ -201,28 +234,22 @@ class Kube:
         """The stage Pods of run ``run`` (the Jobs' template carries the run label), of one
         ``stage`` when given."""
         selector = f"{LABEL_RUN}={run}" + (f",{LABEL_STAGE}={stage}" if stage else "")
-        doc = self._json(
+        doc = self.request(
             f"list pods of {namespace}/{run}",
-            lambda: client.CoreV1Api(self.api).list_namespaced_pod(
-                namespace,
-                label_selector=selector,
-                _preload_content=False,
-                _request_timeout=_TIMEOUT,
-            ),
+            "GET",
+            _PODS.format(ns=namespace),
+            query={"labelSelector": selector},
         )
         return list(doc.get("items") or [])
 
     # -- Jobs -----------------------------------------------------------------------------
     def list_jobs(self, namespace: str, run: str) -> list[dict[str, Any]]:
-        """Every Job labelled with run ``run`` (a consistent read: no cache, no staleness)."""
-        doc = self._json(
+        """Every Job labelled with run ``run`` (a consistent read: no client-side cache)."""
+        doc = self.request(
             f"list jobs of {namespace}/{run}",
-            lambda: self.batch.list_namespaced_job(
-                namespace,
-                label_selector=f"{LABEL_RUN}={run}",
-                _preload_content=False,
-                _request_timeout=_TIMEOUT,
-            ),
+            "GET",
+            _JOBS.format(ns=namespace),
+            query={"labelSelector": f"{LABEL_RUN}={run}"},
         )
         return list(doc.get("items") or [])
 
@@ -231,48 +258,44 @@ class Kube:
         meta = body["metadata"]
         return self._create(
             f"create job {meta['namespace']}/{meta['name']}",
-            lambda: self.batch.create_namespaced_job(
-                meta["namespace"],
-                dict(body),
-                field_manager=MANAGER,
-                _preload_content=False,
-                _request_timeout=_TIMEOUT,
-            ),
+            _JOBS.format(ns=meta["namespace"]),
+            body,
         )
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and (in the background) its Pods; already gone is fine."""
         self._delete(
-            f"delete job {namespace}/{name}",
-            lambda: self.batch.delete_namespaced_job(
-                name,
-                namespace,
-                propagation_policy="Background",
-                _preload_content=False,
-                _request_timeout=_TIMEOUT,
-            ),
+            f"delete job {namespace}/{name}", _JOBS.format(ns=namespace) + f"/{quote(name)}"
         )
 
     def ping(self) -> None:
         """A cheap authenticated call (readiness)."""
-        _call("get /version", lambda: client.VersionApi(self.api).get_code(_request_timeout=(2, 3)))
+        self.request("get /version", "GET", "/version", timeout=urllib3.Timeout(connect=2, read=3))
 
     # -- helpers ----------------------------------------------------------------------------
-    @staticmethod
-    def _create(what: str, fn: Callable[[], Any]) -> bool:
+    def _get(self, what: str, path: str) -> dict[str, Any] | None:
         try:
-            _call(what, fn)
+            doc: dict[str, Any] = self.request(what, "GET", path)
+            return doc
+        except ApiRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _create(self, what: str, path: str, body: Mapping[str, Any]) -> bool:
+        try:
+            self.request(what, "POST", path, body, {"fieldManager": MANAGER})
             return True
         except ApiRejected as exc:
-            if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 409:
+            if exc.status == 409:
                 return False
             raise
 
-    @staticmethod
-    def _delete(what: str, fn: Callable[[], Any]) -> None:
+    def _delete(self, what: str, path: str) -> None:
+        """Delete with propagationPolicy Background; already gone is fine."""
         try:
-            _call(what, fn)
+            self.request(what, "DELETE", path, query={"propagationPolicy": "Background"})
         except ApiRejected as exc:
-            if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 404:
+            if exc.status == 404:
                 return
             raise

@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 from smepulse.settings import Settings
-from smepulse_operator.kube import api_client
+from smepulse_operator.credentials import load_credentials
 from smepulse_operator.model import FINALIZER, GROUP, LABEL_RUN
 from smepulse_operator.runtime import Runtime
 
@@ -67,22 +67,22 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.login()
 def login(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
-    """Credentials from the same place as the operator's own client (:func:`api_client`):
-    in-cluster, else ``settings.kubeconfig``/the client's default kubeconfig."""
+    """The same credentials as the operator's own client (:mod:`~smepulse_operator.credentials`);
+    kopf calls this again after a 401, which re-reads a rotated token."""
     ours: Settings = memo.get("settings") or Settings.load()
-    conf = api_client(ours).configuration
-    header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix(
-        "authorization"
-    )
-    scheme, _sep, token = str(header or "").partition(" ")
+    creds = load_credentials(ours)
+    if creds.delegate is not None:
+        creds.token = creds.refresh_delegated()
+    token = creds.bearer_token()
     return kopf.ConnectionInfo(
-        server=conf.host,
-        ca_path=conf.ssl_ca_cert,
-        insecure=not conf.verify_ssl,
-        scheme=scheme if token else None,
-        token=(token or scheme) or None,
-        certificate_path=conf.cert_file,
-        private_key_path=conf.key_file,
+        server=creds.server,
+        ca_path=creds.ca_file,
+        insecure=creds.insecure,
+        scheme="Bearer" if token else None,
+        token=token,
+        certificate_path=creds.cert_file,
+        private_key_path=creds.key_file,
+        default_namespace=creds.namespace,
         trust_env=settings.networking.trust_env,
     )
 

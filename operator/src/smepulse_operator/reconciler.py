@@ -100,7 +100,10 @@ class Reconciler:
         jobs, stuck, stuck_notes, stuck_wake = self._stuck(ref, jobs)
         peers: list[Peer] = []
         last_success: dict[str, dt.date] = {}
-        if not status.get("startTime"):
+        # Other runs matter only before the start, and only to the concurrency gate (not for
+        # Allow, the default) and to fromStage: a list of every run in the namespace per new
+        # run costs the API server O(runs) for nothing otherwise.
+        if not status.get("startTime") and (spec.concurrency_policy != "Allow" or spec.from_stage):
             others = self.kube.list_runs(ref.namespace)
             peers = self._peers(ref, spec.pipeline, others)
             if spec.from_stage:

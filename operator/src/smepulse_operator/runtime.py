@@ -21,7 +21,7 @@ import kopf
 
 from smepulse.catalog import load_catalog
 from smepulse.settings import Settings
-from smepulse_operator.kube import ApiRejected, ApiUnavailable, Kube, api_client
+from smepulse_operator.kube import ApiRejected, ApiUnavailable, Kube
 from smepulse_operator.model import TERMINAL_PHASES, InvalidSpec
 from smepulse_operator.reconciler import Reconciler, Result
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.kube = Kube(api_client(settings))
+        self.kube = Kube.connect(settings)
         self.reconciler = Reconciler(self.kube, settings, load_catalog())
         self.pool = ThreadPoolExecutor(settings.operator_workers, thread_name_prefix="reconcile")
         self.wakeups: dict[str, asyncio.Event] = {}
@@ -149,7 +149,7 @@ class Runtime:
         for task in self.tasks:
             task.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.kube.api.close()
+        self.kube.close()
 
 
 class _NeverStopped:

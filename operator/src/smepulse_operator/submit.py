@@ -23,7 +23,7 @@ from smepulse.catalog import load_catalog
 from smepulse.catchup import catch_up_dates, is_daily
 from smepulse.errors import ConfigError, StageError
 from smepulse.settings import Settings
-from smepulse_operator.kube import ApiRejected, ApiUnavailable, Kube, api_client, default_namespace
+from smepulse_operator.kube import ApiRejected, ApiUnavailable, Kube, default_namespace
 from smepulse_operator.model import run_name
 from smepulse_operator.render import render_run
 
@@ -47,13 +47,13 @@ def submit_run(
     date = logical_date or dt.datetime.now(ZoneInfo(settings.timezone)).date()
     namespace = default_namespace(settings)
     name = run_name(pipeline, date)
-    kube = Kube(api_client(settings))
+    kube = Kube.connect(settings)
     try:
         created = kube.create_run(render_run(name, namespace, pipeline, date, params))
     except (ApiRejected, ApiUnavailable) as exc:
         raise StageError(f"could not submit {pipeline} for {date}: {exc}") from None
     finally:
-        kube.api.close()
+        kube.close()
     if created:
         typer.echo(f"pipelinerun {namespace}/{name} created")
         log.info("submitted %s/%s", namespace, name)
@@ -98,7 +98,7 @@ def submit_catch_up(
         raise ConfigError(f"--catch-up needs a daily schedule; {pipeline} is not daily")
     date = today or dt.datetime.now(ZoneInfo(settings.timezone)).date()
     namespace = default_namespace(settings)
-    kube = Kube(api_client(settings))
+    kube = Kube.connect(settings)
     names: list[str] = []
     try:
         plan = catch_up_dates(last_succeeded(kube.list_runs(namespace), pipeline), date, max_runs)
@@ -118,6 +118,6 @@ def submit_catch_up(
     except (ApiRejected, ApiUnavailable) as exc:
         raise StageError(f"could not catch up {pipeline} up to {date}: {exc}") from None
     finally:
-        kube.api.close()
+        kube.close()
     log.info("catch-up of %s: %s", pipeline, ", ".join(names))
     return names

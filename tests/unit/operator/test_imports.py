@@ -39,3 +39,20 @@ def test_operator_and_catalog_import_no_dbt_or_ml() -> None:
         or any(m == p or (p.endswith(".") and m.startswith(p)) for p in STAGE_ONLY_MODULES)
     ]
     assert offending == []
+
+
+def test_operator_runs_without_the_kubernetes_package() -> None:
+    """The operator image installs the ``operator`` dependency group, which has no
+    ``kubernetes`` package (kopf imports it whenever present: ~65 MiB). Everything the operator
+    process and ``smepulse submit``/``cancel``/``retry`` load must work without it."""
+    code = (
+        "import sys\n"
+        "sys.modules['kubernetes'] = None  # as if not installed: importing it raises\n"
+        "import smepulse.cli, smepulse_operator.handlers, smepulse_operator.submit\n"
+        "import smepulse_operator.control, smepulse_operator.runtime\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
