@@ -665,9 +665,11 @@ def test_operator_killed_mid_run_resumes_without_duplicate_jobs(
     pipelinerun_crd: None,
     tmp_path: Path,
 ) -> None:
-    """The operator is SIGKILLed the moment its first stage Job appears (its status patch may
-    or may not have landed) and started again while those stages run: the run completes, and
-    every stage has exactly one Job, the same objects (uids) as before the kill."""
+    """The operator is SIGKILLed twice, each time the moment a Job it creates appears (its
+    status patch, the reconcile's last write, may or may not have landed): first at the first
+    ingest Job, then, restarted, at dbt-external-silver's Job (created once both ingest stages
+    ended). Started again, it completes the run, and every stage has exactly one Job -- the
+    same objects (uids) that existed at each kill -- and one Pod."""
     with operator_on_namespace(real_cluster, real_api, "operator-kill", tmp_path) as op:
         runs = Runs(real_api, op.namespace)
         run = "kill-20250101"
@@ -675,24 +677,30 @@ def test_operator_killed_mid_run_resumes_without_duplicate_jobs(
         runs.create(
             run,
             stages,
-            {"ingest-worldbank": "sleep:5", "ingest-provinces": "sleep:5"},
-        )
-        first = wait_for(
-            lambda: runs.jobs(run), timeout=60, interval=0.05, what=f"the first Job of {run}"
-        )
-        op.kill()
-        # Both ingest stages start in the same reconcile: wait for the second Job only if the
-        # kill did not cut that reconcile short.
-        time.sleep(1)
-        before = {j.metadata.name: j.metadata.uid for j in runs.jobs(run)}
-        assert {j.metadata.name for j in first} <= set(before)
-        op.start()
+            {"ingest-worldbank": "sleep:5", "ingest-provinces": "sleep:5",
+             "dbt-external-silver": "sleep:3"},
+        )  # fmt: skip
+        before: dict[str, str] = {}
+        # The two ingest stages start in one reconcile (either Job may come first); the dbt
+        # stage in a later one, after both.
+        for wanted in ({"ingest-worldbank", "ingest-provinces"}, {"dbt-external-silver"}):
+
+            def created(w: set[str] = wanted) -> bool:
+                return any(j.metadata.labels[STAGE_LABEL] in w for j in runs.jobs(run))
+
+            wait_for(created, timeout=60, interval=0.05, what=f"a Job of {sorted(wanted)}")
+            op.kill()
+            recorded = [s["name"] for s in runs.status(run).get("stages") or [] if s.get("jobName")]
+            print(f"killed at the Job of {sorted(wanted)}; status then named Jobs of {recorded}")
+            time.sleep(0.5)
+            before |= {j.metadata.name: j.metadata.uid for j in runs.jobs(run)}
+            op.start()
         status = runs.wait_phase(run, ("Succeeded", "Failed"), timeout=90)
         assert status["phase"] == "Succeeded", status
         after = {j.metadata.name: j.metadata.uid for j in runs.jobs(run)}
         assert sorted(after) == sorted([f"{run}-{s}" for s in [*stages, "notify"]]), after
         for name, uid in before.items():
-            assert after[name] == uid, f"Job {name} was replaced across the restart"
+            assert after[name] == uid, f"Job {name} was replaced across a restart"
         assert all(s["attempts"] == 1 for s in status["stages"]), status["stages"]
         # One Pod per Job: nothing ran twice.
         per_stage = sorted(p.metadata.labels[STAGE_LABEL] for p in runs.pods(run))
