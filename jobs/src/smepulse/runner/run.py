@@ -8,11 +8,14 @@ public entry points are in ``runner``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import signal
 import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from rich.console import Console
 
@@ -299,20 +302,44 @@ class RunExecution:
         self._save()
 
     def _loop(self) -> None:
-        interrupted = False
-        with self.view:
+        with self.view, _first_ctrl_c_as_flag() as ctrl_c:
             while True:
                 try:
+                    if ctrl_c.is_set():
+                        self.cancelled = True  # seen by _schedule: cancel, then finally stages
                     self._poll()
                     step = self._schedule()
                     if step.finished and not self.running:
                         break
                     self.view.tick()
-                    time.sleep(POLL_SECONDS)
-                except KeyboardInterrupt:
-                    if interrupted:
-                        for attempt in self.running.values():
-                            attempt.kill(grace=0.5)
-                        raise
-                    interrupted = True
-                    self.cancelled = True
+                    ctrl_c.wait(POLL_SECONDS)
+                except KeyboardInterrupt:  # the second Ctrl-C: abort now
+                    for attempt in self.running.values():
+                        attempt.kill(grace=0.5)
+                    raise
+
+
+@contextlib.contextmanager
+def _first_ctrl_c_as_flag() -> Iterator[threading.Event]:
+    """The first SIGINT only sets the returned flag; the second raises KeyboardInterrupt.
+
+    A KeyboardInterrupt raised at an arbitrary point of the loop could land inside a file
+    lock's acquire or release, or in a record being written, and leave the run hanging or its
+    record torn; the loop looks at the flag between steps instead. Outside the main thread
+    (where signal handlers cannot be set) Ctrl-C keeps Python's default.
+    """
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
