@@ -27,7 +27,7 @@ layers=${SMEPULSE_TEST_LAYERS:-"unit integration e2e image"}
 cache=${SMEPULSE_CACHE:-$HOME/.cache/smepulse}
 mkdir -p "$cache"
 venv="$cache/venv-$(printf '%s' "$repo" | sha1sum | cut -c1-10)"
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s  [%s, %ds since start]\n' "$*" "$(date +%T)" "$SECONDS"; }
 
 step "Debian packages"
 need=()
