@@ -705,3 +705,129 @@ def test_operator_killed_mid_run_resumes_without_duplicate_jobs(
         # One Pod per Job: nothing ran twice.
         per_stage = sorted(p.metadata.labels[STAGE_LABEL] for p in runs.pods(run))
         assert per_stage == sorted([*stages, "notify"]), per_stage
+
+
+def _freeze_status(api: client.ApiClient, ns: str) -> tuple[str, str]:
+    """A ValidatingAdmissionPolicy (and its binding) that refuses every write of a
+    PipelineRun's status in ``ns``: the operator's reconcile then creates Jobs and fails at
+    its last step, the status patch. Also refuses creating a run labelled
+    ``smepulse-test/probe``, so a dry-run create tells when the policy is in force."""
+    name = f"freeze-status-{ns}"
+    reg = client.AdmissionregistrationV1Api(api)
+    reg.create_validating_admission_policy(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [GROUP],
+                            "apiVersions": ["*"],
+                            "operations": ["UPDATE"],
+                            "resources": [f"{PLURAL}/status"],
+                        },
+                        {
+                            "apiGroups": [GROUP],
+                            "apiVersions": ["*"],
+                            "operations": ["CREATE"],
+                            "resources": [PLURAL],
+                        },
+                    ]
+                },
+                "validations": [
+                    {
+                        # (subResource is absent, not empty, on the main resource)
+                        "expression": "has(request.subResource) ? false : "
+                        "!(has(object.metadata.labels) && "
+                        "'smepulse-test/probe' in object.metadata.labels)",
+                        "message": "status writes are frozen by the test",
+                        "reason": "Forbidden",
+                    }
+                ],
+            },
+        }
+    )
+    reg.create_validating_admission_policy_binding(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}
+                },
+            },
+        }
+    )
+    custom = client.CustomObjectsApi(api)
+    probe = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "PipelineRun",
+        "metadata": {"name": "probe", "labels": {"smepulse-test/probe": "1"}},
+        "spec": {"pipeline": "external-sync", "suspend": True},
+    }
+
+    def in_force() -> bool:
+        try:
+            custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, probe, dry_run="All")
+        except ApiException as exc:
+            return exc.status == 403 and "frozen by the test" in str(exc.body)
+        return False
+
+    wait_for(in_force, timeout=30, interval=0.2, what=f"the policy {name} to be in force")
+    return name, name
+
+
+def _unfreeze_status(api: client.ApiClient, names: tuple[str, str]) -> None:
+    reg = client.AdmissionregistrationV1Api(api)
+    with contextlib.suppress(ApiException):
+        reg.delete_validating_admission_policy_binding(names[1])
+    with contextlib.suppress(ApiException):
+        reg.delete_validating_admission_policy(names[0])
+
+
+def test_operator_killed_between_creating_jobs_and_recording_them_creates_no_duplicates(
+    real_cluster: RealCluster,
+    real_api: client.ApiClient,
+    fake_stage_image: str,
+    pipelinerun_crd: None,
+    tmp_path: Path,
+) -> None:
+    """The worst moment for a kill: the reconcile created the stage Jobs but its status patch
+    (the last write) never landed -- forced here by an admission policy that refuses the
+    run's status writes, so the kill falls between the two for sure. The operator, SIGKILLed
+    then and restarted with the policy gone, re-derives the run from the Jobs that exist:
+    no second Job for any stage, the same uids, and the run completes."""
+    with operator_on_namespace(real_cluster, real_api, "operator-kill-early", tmp_path) as op:
+        runs = Runs(real_api, op.namespace)
+        run = "early-20250101"
+        stages = ["ingest-worldbank", "ingest-provinces"]
+        frozen = _freeze_status(real_api, op.namespace)
+        try:
+            runs.create(run, stages, {s: "sleep:3" for s in stages})
+            wait_for(
+                lambda: {j.metadata.labels[STAGE_LABEL] for j in runs.jobs(run)} == set(stages),
+                timeout=60,
+                interval=0.1,
+                what=f"the Jobs of {stages} in {run}",
+            )
+            time.sleep(1)  # the status patch has been tried (and refused) by now
+            assert not runs.status(run).get("startTime"), runs.status(run)
+            op.kill()
+            before = {j.metadata.name: j.metadata.uid for j in runs.jobs(run)}
+        finally:
+            _unfreeze_status(real_api, frozen)
+        op.start()
+        status = runs.wait_phase(run, ("Succeeded", "Failed"), timeout=90)
+        assert status["phase"] == "Succeeded", status
+        after = {j.metadata.name: j.metadata.uid for j in runs.jobs(run)}
+        assert sorted(after) == sorted(f"{run}-{s}" for s in [*stages, "notify"]), after
+        assert {n: after[n] for n in before} == before, "a Job was replaced across the restart"
+        assert all(s["attempts"] == 1 for s in status["stages"]), status["stages"]
+        per_stage = sorted(p.metadata.labels[STAGE_LABEL] for p in runs.pods(run))
+        assert per_stage == sorted([*stages, "notify"]), per_stage
