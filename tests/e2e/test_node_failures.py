@@ -560,7 +560,7 @@ def test_oomkilled_stage_is_reported_as_such_and_retried(
 
 
 @pytest.mark.parametrize("how", ["evicted", "deleted"])
-def test_evicted_stage_pod_is_replaced_without_spending_a_retry(
+def test_evicted_pod_is_replaced_in_its_job_and_a_deleted_one_spends_a_retry(
     how: str, operator: OperatorProcess, real_api: client.ApiClient
 ) -> None:
     """A Pod evicted through the Eviction API (what ``kubectl drain`` does) is marked
