@@ -260,6 +260,13 @@ class Settings(BaseSettings):
         description="A stage Pod that cannot start this long (ImagePullBackOff, Unschedulable, "
         "...) fails its attempt instead of burning the stage's whole deadline.",
     )
+    operator_image_pull_seconds: float = Field(
+        45.0,
+        gt=0,
+        description="A stage Pod whose image cannot be pulled (ErrImagePull, ImagePullBackOff, "
+        "InvalidImageName) this long fails its attempt: a wrong tag or a missing pull secret "
+        "is reported within a minute, not after operator_stuck_pod_seconds.",
+    )
     operator_watch_timeout_seconds: float = Field(
         300.0,
         gt=0,

@@ -137,6 +137,7 @@ class JobView:
     finished: dt.datetime | None
     message: str
     deleting: bool = False
+    ready: int = 0  # the Job controller's count of its Ready Pods: those have started
 
 
 def job_view(job: Mapping[str, Any]) -> JobView | None:
@@ -174,6 +175,7 @@ def job_view(job: Mapping[str, Any]) -> JobView | None:
         finished=finished,
         message=message,
         deleting=bool(meta.get("deletionTimestamp")),
+        ready=int(status.get("ready") or 0),
     )
 
 
@@ -256,6 +258,9 @@ def dns_label(full: str, limit: int = 63) -> str:
 
 
 # Container waiting reasons that mean "this Pod will not start by itself".
+# The kubelet's reasons for an image it cannot pull: a wrong tag or a missing pull secret will
+# not fix itself, so these fail sooner (settings.operator_image_pull_seconds).
+IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
 STUCK_WAITING_REASONS = frozenset(
     {
         "ErrImagePull",

@@ -26,6 +26,7 @@ from smepulse_operator import metrics
 from smepulse_operator.kube import ApiRejected, ApiUnavailable, Kube
 from smepulse_operator.model import (
     CONTAINER_FAILED,
+    IMAGE_PULL_REASONS,
     TERMINAL_PHASES,
     InvalidSpec,
     JobView,
@@ -197,18 +198,22 @@ class Reconciler:
         """Active Jobs whose Pod cannot start (ImagePullBackOff, Unschedulable, ...).
 
         Reported at once as a Warning Event; once the Pod has been stuck for
-        ``operator_stuck_pod_seconds`` the attempt counts as failed with that reason (so the
+        ``operator_image_pull_seconds`` (its image cannot be pulled) or
+        ``operator_stuck_pod_seconds`` (anything else) the attempt counts as failed with that reason (so the
         planner retries or fails the stage) and its Job is deleted, instead of the stage
         burning its whole activeDeadlineSeconds. Returns the jobs (stuck ones turned failed),
         the names of the Jobs to delete, the Events to post and when to look again.
         """
-        active = {j.name: j for j in jobs if j.state == "active" and not j.deleting}
+        # A Job with a Ready Pod has started: only the others can be stuck, and when none is,
+        # the Pod list (the costliest call of a reconcile under load) is not needed at all.
+        active = {j.name: j for j in jobs if j.state == "active" and not j.deleting and not j.ready}
         if not active:
             return jobs, [], [], None
         notes: list[Note] = []
         wake: float | None = None
         now = utcnow()
-        grace = self.settings.operator_stuck_pod_seconds
+        stuck_grace = self.settings.operator_stuck_pod_seconds
+        pull_grace = self.settings.operator_image_pull_seconds
         failed: dict[str, JobView] = {}
         for pod in self.kube.list_pods(ref.namespace, ref.name):
             meta = pod.get("metadata") or {}
@@ -222,6 +227,7 @@ class Reconciler:
                     Note("Warning", "StagePodStuck", f"stage {job.stage} (Job {job.name}): {why}")
                 )
             since = parse_time(meta.get("creationTimestamp")) or now
+            grace = pull_grace if why.split(":")[0] in IMAGE_PULL_REASONS else stuck_grace
             if (now - since).total_seconds() >= grace:
                 failed[job.name] = replace(
                     job, state="failed", finished=now, message=f"the Pod could not start: {why}"

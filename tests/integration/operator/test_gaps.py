@@ -218,9 +218,19 @@ def _running_pod(kube_api: client.ApiClient, ns: str, run: str, stage: str) -> s
     return wait_for(probe, timeout=30, what=f"a running Pod of {run}/{stage}")
 
 
+# A Pod that cannot start is not Ready, as the kubelet reports it (the Pod patched here was
+# running: its Ready condition is replaced, conditions merge by type). The Job controller's
+# count of Ready Pods drops to 0, the operator's cue to look at the Pods.
+_NOT_READY = {
+    "type": "Ready",
+    "status": "False",
+    "reason": "ContainersNotReady",
+    "lastTransitionTime": "2025-01-01T00:00:00Z",
+}
 STUCK = {
     "ImagePullBackOff": {
         "phase": "Pending",
+        "conditions": [_NOT_READY],
         "containerStatuses": [
             {
                 "name": "stage",
@@ -240,13 +250,14 @@ STUCK = {
     "Unschedulable": {
         "phase": "Pending",
         "conditions": [
+            _NOT_READY,
             {
                 "type": "PodScheduled",
                 "status": "False",
                 "reason": "Unschedulable",
                 "message": "0/1 nodes are available: 1 Insufficient memory.",
                 "lastTransitionTime": "2025-01-01T00:00:00Z",
-            }
+            },
         ],
     },
 }
@@ -274,9 +285,10 @@ def test_gap8_a_pod_that_cannot_start_is_reported_and_fails_its_attempt_early(
     """ImagePullBackOff / Unschedulable are written into the Pod's status the way kubelet /
     the scheduler write them (this control plane's node stand-in has no image puller and no
     scheduler): the operator must report them (Event StagePodStuck) and, after
-    operator_stuck_pod_seconds, fail the attempt with that reason so the retry runs -- not
-    wait for the stage's 30-minute activeDeadlineSeconds."""
+    operator_image_pull_seconds / operator_stuck_pod_seconds, fail the attempt with that
+    reason so the retry runs -- not wait for the stage's 30-minute activeDeadlineSeconds."""
     monkeypatch.setenv("SMEPULSE_OPERATOR_STUCK_POD_SECONDS", "3")
+    monkeypatch.setenv("SMEPULSE_OPERATOR_IMAGE_PULL_SECONDS", "3")
     name = f"train-stuck-{reason.lower()}"
     with operator():
         pod = _slow_training_run(runs, kube_api, name)
