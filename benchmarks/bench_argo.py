@@ -25,6 +25,11 @@ Per controller, after one warm-up run:
 3. the controller's peak RSS (VmHWM) and CPU seconds (utime+stime, from /proc) over 1 and 2;
    kube-apiserver and kube-controller-manager CPU seconds over the same span beside them.
 
+The operator runs as its image does (benchmarks/operator_venv.py: the ``operator`` dependency
+group only). ``--kcm-qps N`` sets kube-controller-manager's client rate limit on both control
+planes (default 20 QPS, burst 30): each stage Job's Pod is created, tracked and accounted by
+the Job controller through that client, so it bounds the operator's first Pod under load.
+
 Both controllers run with their shipped defaults (Argo: 32 workflow workers, client QPS 20,
 burst 30; leader election off, metrics and telemetry off). Argo reconciles a Workflow at most
 once per DEFAULT_REQUEUE_TIME (10 s by default) after a Pod changes, which sets the pace of a

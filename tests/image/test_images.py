@@ -126,6 +126,38 @@ def test_stages_image_validates_bronze_and_builds_silver(
         dbt_log
     )
 
+    # A running dbt stage stops on SIGTERM (what Kubernetes sends when a run is cancelled),
+    # and the silver built before is still whole afterwards.
+    name = f"smepulse-dbt-stop-{uuid.uuid4().hex[:8]}"
+    docker.run(
+        "run", "-d", "--name", name, *LOCKED_DOWN, "-v", f"{home_volume}:/var/lib/smepulse",
+        tag, "smepulse", "stage", "dbt-silver", "--logical-date", DATE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # dbt is building models: its "N of M START" lines are in the output
+            out = docker.run("logs", name)
+            logs = out.stdout + out.stderr
+            running = json.loads(docker.run("inspect", name).stdout)[0]["State"]["Running"]
+            if " START " in logs or not running or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert running and " START " in logs, f"dbt never started building: {logs[-2000:]}"
+        started = time.monotonic()
+        docker.run("stop", "--time", "30", name)  # SIGKILL only after 30 s
+        elapsed = time.monotonic() - started
+        code = json.loads(docker.run("inspect", name).stdout)[0]["State"]["ExitCode"]
+        print(f"docker stop of a running dbt-silver: {elapsed:.2f} s, exit code {code}")
+        assert code == 143, docker.run("logs", name).stderr[-2000:]
+        assert elapsed < 10
+    finally:
+        docker.run("rm", "-f", name, check=False)
+    after = docker.run(
+        "run", "--rm", *LOCKED_DOWN, "-v", f"{home_volume}:/var/lib/smepulse",
+        tag, "python", "-c", query,
+    ).stdout  # fmt: skip
+    assert json.loads(after) == [bronze, silver, keys]
+
 
 def test_docker_stop_ends_a_long_command_within_seconds(
     docker: Docker, images: BuiltImages
