@@ -179,16 +179,23 @@ def render_job(ref: RunRef, tpl: JobTemplate, req: JobRequest) -> dict[str, Any]
         "spec": {
             "backoffLimit": 0,
             # A Pod evicted by a node drain, preemption or the taint manager (the control
-            # plane marks it DisruptionTarget) is replaced without counting as a failure: an
-            # attempt (the operator's retries) is spent only on the stage's own errors.
-            "podFailurePolicy": {
-                "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
-            },
+            # plane marks it DisruptionTarget), or simply deleted (`kubectl delete pod`: its
+            # container gets SIGTERM and exits 143 under tini), is replaced in the same Job
+            # without counting as a failure: an attempt (the operator's retries) is spent only
+            # on the stage's own errors. Cancel and run timeouts delete the Job itself, so
+            # nothing is replaced then; a stage's own deadline fails its Job regardless.
+            "podFailurePolicy": {"rules": POD_FAILURE_RULES},
             "activeDeadlineSeconds": stage.timeout_seconds,
             # No ttlSecondsAfterFinished: the run's TTL deletes its Jobs through ownership.
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
+
+
+POD_FAILURE_RULES = [
+    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+    {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [143]}},
+]
 
 
 def render_run(

@@ -150,12 +150,16 @@ def test_runs_and_child_runs() -> None:
 def test_an_evicted_pod_does_not_spend_an_attempt() -> None:
     """Gap 8: backoffLimit 0 (the operator owns retries) with a podFailurePolicy that ignores
     disruptions (drain, preemption, taint eviction: the control plane's DisruptionTarget
-    condition), so the Job replaces such a Pod instead of failing the attempt."""
+    condition) and a Pod deleted by hand (SIGTERM: exit 143), so the Job replaces such a Pod
+    instead of failing the attempt."""
     spec = parse_spec({"pipeline": "ml-training"}, "t")
     stage = load_catalog().pipeline("ml-training").stage("validate-models")
     job = render_job(REF, job_template(Settings(), spec, dt.date(2025, 1, 1)), JobRequest(stage, 1))
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["podFailurePolicy"] == {
-        "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+        "rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [143]}},
+        ]
     }
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"  # required by the API
