@@ -51,6 +51,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.venvs import UV, cached_venv  # noqa: E402
 from smepulse.catalog import Pipeline, load_catalog  # noqa: E402
 from smepulse.runner import history as runs_store  # noqa: E402
 from smepulse.runner.env import settings_env, stage_env  # noqa: E402
@@ -61,8 +62,6 @@ from tests.services.procs import free_port, postgres  # noqa: E402
 AIRFLOW_VERSION = "3.3.2"
 PIPELINE = "daily-etl"
 DAG_ID = "sme_pulse_daily_etl"
-UV = Path(os.environ.get("SMEPULSE_UV") or Path.home() / ".cache/smepulse/uv-0.13.9/bin/uv")
-CACHE = Path(os.environ.get("SMEPULSE_CACHE") or Path.home() / ".cache/smepulse")
 # Environment variables a stage may need from the caller; everything else is left out so
 # both orchestrators hand their stages the same, known environment.
 PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE")
@@ -283,29 +282,20 @@ def _sigterm(_signum: int, _frame: object) -> None:
 # -- Airflow ---------------------------------------------------------------------------------
 def airflow_venv(version: str) -> Path:
     """Airflow's own virtualenv, created once under the cache (never the project's)."""
-    venv = CACHE / "bench" / f"airflow-{version}"
-    done = venv / ".installed"  # written last: a half-made venv is made again
-    if done.exists():
-        return venv
-    if not UV.exists():
-        sys.exit(f"uv not found at {UV} (set SMEPULSE_UV): needed to create {venv}")
-    shutil.rmtree(venv, ignore_errors=True)
-    print(f"installing apache-airflow[postgres]=={version} into {venv} ...", flush=True)
-    env = {**os.environ, "UV_CACHE_DIR": str(CACHE / "uv-cache")}
-    base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([str(UV), "venv", "-q", "--python", base, str(venv)], env=env, check=True)
-    pins = REPO / "benchmarks" / f"airflow-{version}-pins.txt"
-    extra = ["-c", str(pins)] if pins.exists() else []
-    if not extra:
-        print(f"  (no {pins.name}: unpinned resolution)", flush=True)
-    subprocess.run(
-        [str(UV), "pip", "install", "-q", "--python", str(venv / "bin/python"),
-         f"apache-airflow[postgres]=={version}", *extra],
-        env=env,
-        check=True,
-    )  # fmt: skip
-    done.write_text(f"apache-airflow[postgres]=={version}\n")
-    return venv
+
+    def install(venv: Path, env: dict[str, str]) -> None:
+        pins = REPO / "benchmarks" / f"airflow-{version}-pins.txt"
+        extra = ["-c", str(pins)] if pins.exists() else []
+        if not extra:
+            print(f"  (no {pins.name}: unpinned resolution)", flush=True)
+        subprocess.run(
+            [str(UV), "pip", "install", "-q", "--python", str(venv / "bin/python"),
+             f"apache-airflow[postgres]=={version}", *extra],
+            env=env,
+            check=True,
+        )  # fmt: skip
+
+    return cached_venv(f"airflow-{version}", f"apache-airflow[postgres]=={version}", install)
 
 
 class AirflowApi:

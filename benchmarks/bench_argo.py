@@ -25,7 +25,7 @@ Per controller, after one warm-up run:
 3. the controller's peak RSS (VmHWM) and CPU seconds (utime+stime, from /proc) over 1 and 2;
    kube-apiserver and kube-controller-manager CPU seconds over the same span beside them.
 
-The operator runs as its image does (benchmarks/operator_venv.py: the ``operator`` dependency
+The operator runs as its image does (benchmarks/venvs.py: the ``operator`` dependency
 group only). ``--kcm-qps N`` sets kube-controller-manager's client rate limit on both control
 planes (default 20 QPS, burst 30): each stage Job's Pod is created, tracked and accounted by
 the Job controller through that client, so it bounds the operator's first Pod under load.
@@ -66,7 +66,7 @@ from kubernetes.client.exceptions import ApiException
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.operator_venv import operator_command, operator_env  # noqa: E402
+from benchmarks.venvs import operator_command, operator_env  # noqa: E402
 from smepulse.catalog import Pipeline, load_catalog  # noqa: E402
 from tests.kube.controlplane import ControlPlane, free_ports, running_control_plane  # noqa: E402
 from tests.kube.node import NodeStandIn  # noqa: E402

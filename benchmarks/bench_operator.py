@@ -4,7 +4,7 @@
    the first Job's ADDED event is timed from a watch (p50, p95 over ``--latency-runs``).
 2. Drain: ``--runs`` (100) runs created at once; time until every run is terminal, and the
    operator's peak memory (VmHWM of the ``smepulse operator`` subprocess, read from /proc),
-   run as its image runs it (benchmarks/operator_venv.py: the ``operator`` group only).
+   run as its image runs it (benchmarks/venvs.py: the ``operator`` group only).
 
 Stages run on the node stand-in as the scripted ``fake_stage.py`` (no data stack), so the
 figures measure the operator, the API server and the Job controller, not the stages. Each run
@@ -30,7 +30,7 @@ from kubernetes import client, config, watch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.operator_venv import operator_command, operator_env  # noqa: E402
+from benchmarks.venvs import operator_command, operator_env  # noqa: E402
 from tests.kube.controlplane import running_control_plane  # noqa: E402
 from tests.kube.node import NodeStandIn  # noqa: E402
 

@@ -1,5 +1,7 @@
-"""The operator as its image runs it, for the benchmarks: a virtualenv with exactly the locked
-``operator`` dependency group (``uv sync --only-group operator``, as the Dockerfile does: no
+"""The benchmarks' own virtualenvs (never the project's), made once under the cache.
+
+The operator as its image runs it: a virtualenv with exactly the locked ``operator`` dependency
+group (``uv sync --only-group operator``, as the Dockerfile does: no
 ``kubernetes`` package, no dbt or ML libraries) and the project's code from this checkout.
 
 Measuring the operator from the project's own virtualenv would count what the image does not
@@ -13,7 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,32 +23,39 @@ UV = Path(os.environ.get("SMEPULSE_UV") or Path.home() / ".cache/smepulse/uv-0.1
 CACHE = Path(os.environ.get("SMEPULSE_CACHE") or Path.home() / ".cache/smepulse")
 
 
-def operator_venv() -> Path:
-    """The virtualenv, made once per uv.lock under the cache."""
-    lock = hashlib.sha256((REPO / "uv.lock").read_bytes()).hexdigest()[:12]
-    venv = CACHE / "bench" / f"operator-{lock}"
-    done = venv / ".installed"  # written last: a half-made venv is made again
+def cached_venv(name: str, what: str, install: Callable[[Path, dict[str, str]], None]) -> Path:
+    """A benchmark's own virtualenv under ``$SMEPULSE_CACHE/bench/<name>``, never the project's,
+    made once: ``install(venv, env)`` fills it (``env`` has uv's cache), and a marker written
+    last makes a half-made one be made again."""
+    venv = CACHE / "bench" / name
+    done = venv / ".installed"
     if done.exists():
         return venv
     if not UV.exists():
         sys.exit(f"uv not found at {UV} (set SMEPULSE_UV): needed to create {venv}")
     shutil.rmtree(venv, ignore_errors=True)
-    print(f"creating the operator image's virtualenv {venv} ...", flush=True)
-    env = {
-        **os.environ,
-        "UV_CACHE_DIR": str(CACHE / "uv-cache"),
-        "UV_PROJECT_ENVIRONMENT": str(venv),
-    }
+    print(f"installing {what} into {venv} ...", flush=True)
+    env = {**os.environ, "UV_CACHE_DIR": str(CACHE / "uv-cache")}
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([str(UV), "venv", "-q", "--python", base, str(venv)], env=env, check=True)
-    subprocess.run(
-        [str(UV), "sync", "-q", "--frozen", "--only-group", "operator", "--no-install-project"],
-        env=env,
-        cwd=REPO,
-        check=True,
-    )
-    done.write_text(lock + "\n")
+    install(venv, env)
+    done.write_text(what + "\n")
     return venv
+
+
+def operator_venv() -> Path:
+    """The operator image's dependencies, made once per uv.lock."""
+
+    def install(venv: Path, env: dict[str, str]) -> None:
+        subprocess.run(
+            [str(UV), "sync", "-q", "--frozen", "--only-group", "operator", "--no-install-project"],
+            env={**env, "UV_PROJECT_ENVIRONMENT": str(venv)},
+            cwd=REPO,
+            check=True,
+        )
+
+    lock = hashlib.sha256((REPO / "uv.lock").read_bytes()).hexdigest()[:12]
+    return cached_venv(f"operator-{lock}", "the operator group of uv.lock", install)
 
 
 def operator_command() -> list[str]:
