@@ -256,6 +256,10 @@ def trino(workdir: Path, postgres_dsn: str, lake_root: Path) -> Iterator[TrinoSe
     jdbc_url = _jdbc_database(postgres_dsn)
     (etc / "node.properties").write_text(
         f"node.environment=test\nnode.id={uuid.uuid4()}\nnode.data-dir={data}\n"
+        # Loopback only: left to itself, Trino announces (and talks to itself at) the first
+        # non-loopback address, e.g. a veth of a real-node test, which vanishes with that test
+        # (PAGE_TRANSPORT_TIMEOUT to 10.250.0.2 in a cold run beside the real-node tests).
+        "node.internal-address=127.0.0.1\nnode.bind-ip=127.0.0.1\n"
     )
     (etc / "config.properties").write_text(
         "coordinator=true\nnode-scheduler.include-coordinator=true\n"
