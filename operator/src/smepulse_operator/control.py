@@ -44,8 +44,8 @@ _RETRY = re.compile(r"^(?P<base>.+)-retry(?P<n>\d+)$")
 def set_control(settings: Settings, name: str, action: str) -> dict[str, bool]:
     """Patch the control field of ``action`` (cancel/suspend/resume); returns what was set."""
     fields = CONTROL[action]
-    namespace = default_namespace(settings)
     kube = Kube.connect(settings)
+    namespace = default_namespace(settings, kube.creds)
     try:
         run = get_run_or_fail(kube, namespace, name)
         phase = (run.get("status") or {}).get("phase") or "Pending"
@@ -101,8 +101,8 @@ def retry_body(run: dict[str, Any]) -> dict[str, Any]:
 
 def retry_run(settings: Settings, name: str) -> str:
     """Create (or find) the re-run of failed run ``name`` from its failed stage; its name."""
-    namespace = default_namespace(settings)
     kube = Kube.connect(settings)
+    namespace = default_namespace(settings, kube.creds)
     try:
         body = retry_body(get_run_or_fail(kube, namespace, name))
         new = body["metadata"]["name"]

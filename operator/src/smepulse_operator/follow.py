@@ -204,9 +204,9 @@ def watch_run(settings: Settings, name: str, console: Console | None = None) -> 
     from smepulse.runner import _console
 
     console = console or _console()
-    namespace = default_namespace(settings)
     kube = Kube.connect(settings)
-    api = api_client(settings)
+    namespace = default_namespace(settings, kube.creds)
+    api = api_client(settings, kube.creds)
     updates: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def deliver(doc: dict[str, Any] | None) -> bool:
@@ -364,9 +364,9 @@ def print_logs(
 ) -> int:
     """``smepulse logs``: print (or ``follow``) the stage Pods' logs; the exit code."""
     out = out or sys.stdout
-    namespace = default_namespace(settings)
     kube = Kube.connect(settings)
-    api = api_client(settings)
+    namespace = default_namespace(settings, kube.creds)
+    api = api_client(settings, kube.creds)
     core = client.CoreV1Api(api)
     try:
         doc = get_run_or_fail(kube, namespace, run)

@@ -58,13 +58,14 @@ class ApiRejected(Exception):
         return self.status in (400, 422)
 
 
-def api_client(settings: Settings) -> client.ApiClient:
+def api_client(settings: Settings, creds: Credentials | None = None) -> client.ApiClient:
     """A ``kubernetes`` package client with the same credentials, for the CLI's watches and
-    log streams (the package is in the project's dependencies, not in the operator image)."""
+    log streams (the package is in the project's dependencies, not in the operator image).
+    Pass the command's ``creds`` (``kube.creds``) so they are loaded once per command."""
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
-    creds = load_credentials(settings)
+    creds = creds or load_credentials(settings)
     if creds.delegate is not None:  # an exec/auth-provider kubeconfig: the package resolves it
         try:
             return config.new_client_from_config(config_file=creds.delegate)
@@ -81,11 +82,14 @@ def api_client(settings: Settings) -> client.ApiClient:
     return client.ApiClient(conf)
 
 
-def default_namespace(settings: Settings) -> str:
+def default_namespace(settings: Settings, creds: Credentials | None = None) -> str:
     """settings.kube_namespace, else the credentials' namespace (in-cluster: the Pod's; else the
-    kubeconfig context's), else ``default``."""
+    kubeconfig context's), else ``default``. The CLI's commands pass the ``creds`` of the client
+    they already made, so a kubeconfig is read (and its inline data written out) once."""
     if settings.kube_namespace:
         return settings.kube_namespace
+    if creds is not None:
+        return creds.namespace or "default"
     try:
         return load_credentials(settings).namespace or "default"
     except ConfigError:

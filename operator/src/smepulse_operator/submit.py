@@ -45,9 +45,9 @@ def submit_run(
     if pipeline not in catalog.pipelines:
         raise ConfigError(f"unknown pipeline {pipeline!r}; known: {', '.join(catalog.pipelines)}")
     date = logical_date or dt.datetime.now(ZoneInfo(settings.timezone)).date()
-    namespace = default_namespace(settings)
-    name = run_name(pipeline, date)
     kube = Kube.connect(settings)
+    namespace = default_namespace(settings, kube.creds)
+    name = run_name(pipeline, date)
     try:
         created = kube.create_run(render_run(name, namespace, pipeline, date, params))
     except (ApiRejected, ApiUnavailable) as exc:
@@ -97,8 +97,8 @@ def submit_catch_up(
     if not is_daily(catalog.pipeline(pipeline).schedule):
         raise ConfigError(f"--catch-up needs a daily schedule; {pipeline} is not daily")
     date = today or dt.datetime.now(ZoneInfo(settings.timezone)).date()
-    namespace = default_namespace(settings)
     kube = Kube.connect(settings)
+    namespace = default_namespace(settings, kube.creds)
     names: list[str] = []
     try:
         plan = catch_up_dates(last_succeeded(kube.list_runs(namespace), pipeline), date, max_runs)

@@ -5,13 +5,15 @@ with them are tested against the real API server (tests/integration/operator).""
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from smepulse.errors import ConfigError
+from smepulse.errors import ConfigError, StageError
 from smepulse.settings import Settings
 from smepulse_operator import credentials
 from smepulse_operator.credentials import from_kubeconfig, load_credentials
@@ -147,3 +149,48 @@ def test_not_yaml_is_a_config_error(tmp_path: Path) -> None:
     cfg.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match=f"kubeconfig {cfg}: not a kubeconfig"):
         from_kubeconfig([str(cfg)])
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["cancel", "retry", "submit", "watch", "logs"])
+def test_each_cli_command_reads_the_kubeconfig_once(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kubeconfig with inline data is parsed, and its data written to private files, once
+    per command (not once for the namespace, again for the client and again for the watch)."""
+    from smepulse_operator import control, follow, kube, submit
+
+    cfg = kubeconfig(
+        tmp_path / "config",
+        "dev",
+        {"dev": {"cluster": "c", "user": "u", "namespace": "team-a"}},
+        clusters=[{"name": "c", "cluster": {"server": f"https://127.0.0.1:{_closed_port()}",
+                                            "insecure-skip-tls-verify": True}}],
+        users=[{"name": "u", "user": {"token": "t"}}],
+    )  # fmt: skip
+    monkeypatch.setenv("SMEPULSE_KUBECONFIG", str(cfg))
+    monkeypatch.delenv("SMEPULSE_KUBE_NAMESPACE", raising=False)
+    loads: list[Path] = []
+    real = kube.load_credentials
+
+    def counting(settings: Settings) -> credentials.Credentials:
+        loads.append(Path(str(settings.kubeconfig)))
+        return real(settings)
+
+    monkeypatch.setattr(kube, "load_credentials", counting)
+    settings = Settings.load()
+    calls = {
+        "cancel": lambda: control.set_control(settings, "r", "cancel"),
+        "retry": lambda: control.retry_run(settings, "r"),
+        "submit": lambda: submit.submit_run(settings, "daily-etl", dt.date(2026, 6, 30), {}),
+        "watch": lambda: follow.watch_run(settings, "r"),
+        "logs": lambda: follow.print_logs(settings, "r"),
+    }
+    with pytest.raises(StageError, match=r"127\.0\.0\.1"):  # nothing listens there
+        calls[command]()
+    assert loads == [cfg]
