@@ -15,7 +15,8 @@ MASE and 80 % interval coverage on the outer folds, the selection procedure's ne
 and checks the issue's targets: book MASE at least 20 % below ETS, coverage within ±5 points
 of the level. A missed target prints FAIL and the exit code is 1. Training-stage time and
 artefact size are measured by running the real ``uc09-train`` stage on the first business.
-(UC10 figures: ``benchmarks/bench_uc10.py``.)
+(UC10 figures: ``benchmarks/bench_uc10.py``. What any book model could reach on the
+distributor — an oracle that knows the true payment laws: ``benchmarks/bench_uc09_oracle.py``.)
 """
 
 from __future__ import annotations
