@@ -19,6 +19,8 @@ from typing import NoReturn
 
 import pytest
 
+from tests.images.build import DEBIAN_BASE, DataImage, build_data_images
+
 REPO = Path(__file__).resolve().parents[2]
 #: Targets of the Dockerfile, in the order the classic builder would build them anyway.
 TARGETS = ("operator", "stages")
@@ -149,3 +151,18 @@ def images(docker: Docker, base_image: str, clean_clone: Path) -> Iterator[Built
     finally:
         # The layers stay in the daemon's cache (the next build is warm); only the tags go.
         docker.run("image", "rm", "--no-prune", *built.tags.values(), check=False)
+
+
+@pytest.fixture(scope="session")
+def data_images(docker: Docker) -> dict[str, DataImage]:
+    """The data-stack test images (tests/images/), built on the local Debian base unless their
+    content-hash tags exist already; ``{name: DataImage}``, ``.ref`` for ``docker run`` and
+    ``chart_set_args`` for ``helm``. The tags stay (the next run reuses them)."""
+    if docker.run("image", "inspect", DEBIAN_BASE, check=False).returncode != 0:
+        _missing(f"base image {DEBIAN_BASE}")
+    started = time.monotonic()
+    images = build_data_images(docker.bin, docker.env, log=print)
+    print(f"\ndata images ready in {time.monotonic() - started:.1f} s: " + ", ".join(
+        f"{i.name} {'reused' if i.reused else 'built'} {i.seconds:.1f} s" for i in images.values()
+    ))  # fmt: skip
+    return images

@@ -32,7 +32,19 @@ spec:
     - name: trino
       image: {{ include "smepulse.thirdPartyImage" $root.Values.trino.image | quote }}
       imagePullPolicy: {{ $root.Values.trino.image.pullPolicy }}
+      # Explicit, instead of the image's entrypoint script (run-trino): the launcher, the config
+      # and data folders this Pod mounts, and a node id unique per Pod (its name).
+      command:
+        - /usr/lib/trino/bin/launcher
+        - run
+        - --etc-dir=/etc/trino
+        - --data-dir=/data/trino
+        - -Dnode.id=$(POD_NAME)
       env:
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
         - name: POSTGRES_PASSWORD
           valueFrom:
             secretKeyRef:
