@@ -2,8 +2,9 @@
 # Build (once) and cache the tools of a real Kubernetes node for the tests: kubelet,
 # kube-scheduler and kube-proxy (Go module proxy, same wrapper module as scripts/k8s-tools.sh),
 # the CNI plugins bridge, host-local, loopback and portmap (github.com/containernetworking/plugins),
-# a static `pause` binary (gcc -static) for the pod sandbox image, and crictl
-# (sigs.k8s.io/cri-tools) with which a node's teardown removes its pod sandboxes.
+# a static `pause` binary (gcc -static) for the pod sandbox image, crictl
+# (sigs.k8s.io/cri-tools) with which a node's teardown removes its pod sandboxes, and CoreDNS
+# (github.com/coredns/coredns) with only the plugins the cluster's DNS uses.
 # containerd, ctr and runc come from Debian (the docker.io package); they are checked, not built.
 #
 # Usage:
@@ -14,14 +15,15 @@
 # Contract:
 #   * Cached in ${SMEPULSE_TOOLS_CACHE:-${SMEPULSE_CACHE:-$HOME/.cache/smepulse}/tools}/:
 #     kubernetes-node-<k8s>/bin (kubelet, kube-scheduler, kube-proxy), cni-plugins-<cni>/bin,
-#     pause-<hash of its source>/bin, cri-tools-<v>/bin; each moved into place only once fully built.
+#     pause-<hash of its source>/bin, cri-tools-<v>/bin, coredns-<v>-<hash of its plugin list>/bin;
+#     each moved into place only once fully built.
 #   * The last line on stdout is <cache>/node-bin-<k8s>-<cni>/ holding symlinks to all of them
 #     plus containerd, ctr and runc; the CNI plugins are also in its cni/ subdirectory
 #     (kubelet's --cni-bin-dir). Progress goes to stderr.
 #   * Shares scripts/k8s-tools.sh's lock, so the two never build at the same time.
 #
 # Versions: SMEPULSE_K8S_VERSION (default 1.34.4), SMEPULSE_CNI_VERSION (default 1.9.1),
-# SMEPULSE_CRI_TOOLS_VERSION (default 1.34.0).
+# SMEPULSE_CRI_TOOLS_VERSION (default 1.34.0), SMEPULSE_COREDNS_VERSION (default 1.14.7).
 set -euo pipefail
 
 K8S_VERSION="${SMEPULSE_K8S_VERSION:-1.34.4}"
@@ -35,7 +37,7 @@ for arg in "$@"; do
   case "$arg" in
     --print-bin-dir) PRINT_ONLY=1 ;;
     --check) MODE=check ;;
-    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "node-tools: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -130,6 +132,39 @@ build_crictl() {
   install_atomically "$work/bin" "$dest"
 }
 
+# --- CoreDNS: Service names for the real node's Pods ---------------------------------------
+# Not the default build (all ~60 plugins, with the cloud providers' SDKs): a main package of our
+# own that links only the plugins below, the way CoreDNS documents for out-of-tree builds. Their
+# order in the chain is CoreDNS's own (dnsserver.Directives), whatever the order here.
+COREDNS_VERSION="${SMEPULSE_COREDNS_VERSION:-1.14.7}"
+COREDNS_PLUGINS=(bind errors log ready kubernetes template)
+COREDNS_HASH="$(printf '%s\n' "${COREDNS_PLUGINS[@]}" | sha256sum | cut -c1-8)"
+build_coredns() {
+  local dest="$CACHE/coredns-$COREDNS_VERSION-$COREDNS_HASH" p gets=() started=$SECONDS
+  local work="$CACHE/.build/coredns-$COREDNS_VERSION-$COREDNS_HASH"
+  need_go
+  log "building CoreDNS v$COREDNS_VERSION (plugins: ${COREDNS_PLUGINS[*]})"
+  new_module "$work" local/corednsbin
+  cd "$work"
+  {
+    echo "package main"
+    echo
+    echo "import ("
+    for p in "${COREDNS_PLUGINS[@]}"; do echo "	_ \"github.com/coredns/coredns/plugin/$p\""; done
+    echo "	\"github.com/coredns/coredns/coremain\""
+    echo ")"
+    echo
+    echo "func main() { coremain.Run() }"
+  } >main.go
+  gets=("github.com/coredns/coredns/coremain@v$COREDNS_VERSION")
+  for p in "${COREDNS_PLUGINS[@]}"; do gets+=("github.com/coredns/coredns/plugin/$p@v$COREDNS_VERSION"); done
+  go get "${gets[@]}" >&2
+  rm -rf "${work:?}/bin"
+  CGO_ENABLED=0 go build -p "$BUILD_JOBS" -trimpath -ldflags "-s -w" -o bin/coredns . >&2
+  install_atomically "$work/bin" "$dest"
+  log "CoreDNS built in $((SECONDS - started)) s"
+}
+
 # --- pause: the pod sandbox's only process ---------------------------------------------------
 # Sleeps until SIGINT/SIGTERM and reaps orphans (it is PID 1 of the pod's PID namespace when
 # the namespace is shared), like Kubernetes' own pause.c.
@@ -178,13 +213,15 @@ declare -A CACHED=(
   [portmap]="$CACHE/cni-plugins-$CNI_VERSION/bin/portmap"
   [pause]="$CACHE/pause-$PAUSE_HASH/bin/pause"
   [crictl]="$CACHE/cri-tools-$CRI_TOOLS_VERSION/bin/crictl"
+  [coredns]="$CACHE/coredns-$COREDNS_VERSION-$COREDNS_HASH/bin/coredns"
 )
 declare -A BUILDER=(
   [kubelet]=build_kubernetes_node [kube-scheduler]=build_kubernetes_node
   [kube-proxy]=build_kubernetes_node [bridge]=build_cni [host-local]=build_cni
   [loopback]=build_cni [portmap]=build_cni [pause]=build_pause [crictl]=build_crictl
+  [coredns]=build_coredns
 )
-TOOLS=(kubelet kube-scheduler kube-proxy bridge host-local loopback portmap pause crictl)
+TOOLS=(kubelet kube-scheduler kube-proxy bridge host-local loopback portmap pause crictl coredns)
 CNI_TOOLS=(bridge host-local loopback portmap)
 SYSTEM_TOOLS=(containerd ctr runc)
 
@@ -209,6 +246,8 @@ for tool in kubelet kube-scheduler kube-proxy; do
   v="$("${CACHED[$tool]}" --version 2>/dev/null || true)"
   [[ "$v" == *"v$K8S_VERSION"* ]] || die "${CACHED[$tool]} reports '$v', not v$K8S_VERSION"
 done
+v="$("${CACHED[coredns]}" -version 2>/dev/null | head -1 || true)"
+[[ "$v" == "CoreDNS-$COREDNS_VERSION" ]] || die "${CACHED[coredns]} reports '$v', not CoreDNS-$COREDNS_VERSION"
 
 BIN_DIR="$CACHE/node-bin-$K8S_VERSION-$CNI_VERSION"
 mkdir -p "$BIN_DIR/cni"

@@ -1,6 +1,6 @@
 """A real Kubernetes node (tests/kube/realnode.py): Pods run as containers from the locally built
-images, reach each other through a ClusterIP Service, and the node's teardown leaves the host
-as it found it.
+images, reach each other through a ClusterIP Service and by its DNS names (CoreDNS, nothing
+resolved outside the cluster), and the node's teardown leaves the host as it found it.
 
 Needs root, ``scripts/node-tools.sh``, ``scripts/k8s-tools.sh`` and the Docker engine with the
 base images (``scripts/docker-tools.sh``).
@@ -9,6 +9,8 @@ base images (``scripts/docker-tools.sh``).
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 import socket
 import subprocess
 import sys
@@ -17,7 +19,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.kube.realnode import POD_CIDR, RealCluster, host_snapshot, snapshot_diff
+from tests.kube.realnode import (
+    CLUSTER_DNS_IP,
+    POD_CIDR,
+    RealCluster,
+    host_snapshot,
+    run,
+    snapshot_diff,
+)
 from tests.kube.wait import wait_for, wait_for_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -73,11 +82,9 @@ def test_job_runs_in_a_container_and_kubectl_logs_reads_it(
     assert logs.splitlines() == ["hello", pod.metadata.name]
 
 
-def test_pod_reaches_another_pods_service_by_cluster_ip(
-    real_cluster: RealCluster, real_api: client.ApiClient, real_namespace: str
-) -> None:
-    ns = real_namespace
-    core = client.CoreV1Api(real_api)
+def _serve_pong(real_cluster: RealCluster, core: client.CoreV1Api, ns: str) -> tuple[str, str]:
+    """Pod ``server`` (HTTP, ``/ping`` answers ``pong``) behind Service ``server`` (port 80);
+    returns the Service's ClusterIP and the Pod's IP once the Service has a ready endpoint."""
     server = _pod(
         "server",
         PYTHON,
@@ -117,7 +124,15 @@ def test_pod_reaches_another_pods_service_by_cluster_ip(
         ]
 
     (server_ip,) = wait_for(ready_endpoint, timeout=120, what="a ready endpoint of Service server")
+    return str(cluster_ip), str(server_ip)
 
+
+def test_pod_reaches_another_pods_service_by_cluster_ip(
+    real_cluster: RealCluster, real_api: client.ApiClient, real_namespace: str
+) -> None:
+    ns = real_namespace
+    core = client.CoreV1Api(real_api)
+    cluster_ip, server_ip = _serve_pong(real_cluster, core, ns)
     fetch = (
         "import urllib.request; "
         f"print(urllib.request.urlopen('http://{cluster_ip}/ping', timeout=10).read().decode())"
@@ -134,6 +149,73 @@ def test_pod_reaches_another_pods_service_by_cluster_ip(
     assert logs.strip() == "pong"
     client_ip = core.read_namespaced_pod("client", ns).status.pod_ip
     assert client_ip != server_ip  # two Pods, two addresses: the request crossed the bridge
+
+
+# Runs in the client Pod: its resolv.conf, then each name's address and what /ping answers
+# through it; for a name outside the cluster, the resolver's error.
+_LOOKUPS = """
+import json, socket, sys, urllib.request
+out = {"resolv.conf": open("/etc/resolv.conf").read().split("\\n")}
+for name in sys.argv[1:-1]:
+    ip = socket.gethostbyname(name)
+    body = urllib.request.urlopen(f"http://{name}/ping", timeout=10).read().decode().strip()
+    out[name] = [ip, body]
+try:
+    out[sys.argv[-1]] = socket.getaddrinfo(sys.argv[-1], 80)[0][4][0]
+except socket.gaierror as exc:
+    out[sys.argv[-1]] = [exc.errno, exc.strerror]
+print(json.dumps(out))
+"""
+
+
+def _drop_counters(real_cluster: RealCluster) -> list[str]:
+    """Packet counters of the node's rules that drop new connections out of its veth."""
+    rules = run([*real_cluster.nsenter(), "iptables-save", "-c", "-t", "filter"]).splitlines()
+    return [r for r in rules if f"-o {real_cluster.veth_node} " in r and "-j DROP" in r]
+
+
+def test_pod_resolves_service_names_and_nothing_outside_the_cluster(
+    real_cluster: RealCluster, real_api: client.ApiClient, real_namespace: str
+) -> None:
+    """Through kubelet's resolv.conf and CoreDNS: ``server``, ``server.<ns>`` and
+    ``server.<ns>.svc.cluster.local`` are the Service's ClusterIP, and HTTP by each name
+    reaches the Pod behind it; ``example.com`` does not resolve (NXDOMAIN from CoreDNS,
+    which has no upstream) and no packet tries to leave the node."""
+    ns = real_namespace
+    core = client.CoreV1Api(real_api)
+    cluster_ip, _ = _serve_pong(real_cluster, core, ns)
+    names = ["server", f"server.{ns}", f"server.{ns}.svc.cluster.local"]
+    outside = "example.com"
+    drops_before = _drop_counters(real_cluster)
+    assert len(drops_before) == 2, drops_before  # OUTPUT and FORWARD
+    core.create_namespaced_pod(
+        ns, _pod("lookup", PYTHON, ["python3", "-c", _LOOKUPS, *names, outside])
+    )
+    phase = wait_for(lambda: _phase(core, ns, "lookup"), timeout=120, what="Pod lookup to finish")
+    # kubectl, not the Python client: that one turns a log that is JSON into a Python repr.
+    logs = real_cluster.kubectl("logs", "-n", ns, "lookup").stdout
+    assert phase == "Succeeded", logs
+    out = json.loads(logs)
+    # What kubelet writes for dnsPolicy ClusterFirst with clusterDNS/clusterDomain.
+    assert [line for line in out["resolv.conf"] if line] == [
+        f"search {ns}.svc.cluster.local svc.cluster.local cluster.local",
+        f"nameserver {CLUSTER_DNS_IP}",
+        "options ndots:5",
+    ]
+    for name in names:
+        assert out[name] == [cluster_ip, "pong"], name
+    assert out[outside] == [socket.EAI_NONAME, "Name or service not known"]
+
+    # CoreDNS itself answered the outside name to this Pod, NXDOMAIN (its log has one line per
+    # query: [INFO] <client>:<port> - <id> "A IN example.com. udp ..." NXDOMAIN ...).
+    lookup_ip = core.read_namespaced_pod("lookup", ns).status.pod_ip
+    asked = [
+        line
+        for line in (real_cluster.log_dir / "coredns.log").read_text().splitlines()
+        if re.match(rf"\[INFO\] {re.escape(lookup_ip)}:\d+ .*\"A IN {outside}\. ", line)
+    ]
+    assert asked and all(" NXDOMAIN " in line for line in asked), asked
+    assert _drop_counters(real_cluster) == drops_before
 
 
 def test_pod_under_enforced_restricted_standard_runs_locked_down(

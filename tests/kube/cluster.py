@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.kube.realnode import DEFAULT_IMAGES, RealCluster, find_node_bin_dir
+from tests.kube.realnode import CLUSTER_DNS_IP, DEFAULT_IMAGES, RealCluster, find_node_bin_dir
 from tests.kube.tools import find_bin_dir
 
 
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"a local Docker image to import (repeatable; default: {', '.join(DEFAULT_IMAGES)})",
     )
     up.add_argument("--build", action="store_true", help="build missing tools (slow)")
+    up.add_argument(
+        "--no-dns", action="store_true", help="no CoreDNS: Pods reach Services by ClusterIP only"
+    )
     sub.add_parser("clean", help="finish the teardown of nodes whose process was killed (SIGKILL)")
     args = parser.parse_args(argv)
     if args.command == "clean":
@@ -57,12 +60,16 @@ def main(argv: list[str] | None = None) -> int:
         node_bin_dir=find_node_bin_dir(build=args.build),
         images=args.image or DEFAULT_IMAGES,
         keep=args.workdir is not None,
+        dns=not args.no_dns,
     )
     try:
         cluster.start()
         print(f"  server     {cluster.server}", file=sys.stderr)
         print(f"  node       {cluster.node_name} ({cluster.node_ip}, netns {cluster.netns})",
               file=sys.stderr)  # fmt: skip
+        if cluster.dns:
+            print(f"  dns        {CLUSTER_DNS_IP} (kube-system/kube-dns) -> CoreDNS on "
+                  f"{cluster.node_ip}:53, cluster.local only", file=sys.stderr)  # fmt: skip
         print(f"  logs       {cluster.log_dir}", file=sys.stderr)
         print(f"  kubectl    {cluster.bin_dir / 'kubectl'}", file=sys.stderr)
         print(f"export KUBECONFIG={cluster.kubeconfig}", flush=True)

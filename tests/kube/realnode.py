@@ -4,7 +4,8 @@
 etcd, kube-apiserver and kube-controller-manager (:class:`~tests.kube.controlplane.ControlPlane`
 with ``host`` = the namespace's address), kube-scheduler, a private containerd (its own config,
 root, state and socket; Debian's containerd 1.6 and runc), kubelet and kube-proxy (iptables
-mode). Pods are real containers, with real Pod IPs on a CNI bridge and ClusterIP Services.
+mode), and CoreDNS for Service names. Pods are real containers, with real Pod IPs on a CNI
+bridge, ClusterIP Services and cluster DNS.
 Binaries come from ``scripts/k8s-tools.sh`` and ``scripts/node-tools.sh``; images from the local
 Docker engine (``scripts/docker-tools.sh``), copied in with ``docker save | ctr images import``.
 
@@ -20,6 +21,17 @@ loopback and into the run's own namespace.
   whose private mount namespace hides the cgroup hierarchy from kubelet and runc);
 * the pod range 10.244.0.0/24 lives on ``cni0`` inside the namespace, and the service range
   10.96.0.0/16 is routed to ``cni0`` there (else node → ClusterIP fails with ENETUNREACH).
+
+Cluster DNS (the choice made here, see :meth:`RealCluster._start_coredns`): CoreDNS runs as a
+host process in the node's namespace, like kube-proxy, listening on the node address
+``10.250.X.Y+1:53`` (UDP and TCP), which Pods reach through their route to the node. Service
+``kube-system/kube-dns`` has the fixed ClusterIP ``10.96.0.10`` (kubelet's ``clusterDNS``;
+``clusterDomain: cluster.local``), no selector, and one EndpointSlice of ours pointing at that
+address, so kube-proxy sends Pods' lookups there. Its ``kubernetes`` plugin reads the API server
+as ``system:coredns`` with a ClusterRole of its own (list/watch Services, EndpointSlices,
+Namespaces). There is no ``forward`` plugin (not even linked in): ``cluster.local`` and the
+reverse zones are answered from the API; every other name gets NXDOMAIN from a ``template``,
+and nothing is ever sent upstream.
 
 Teardown (:meth:`RealCluster.stop`, also at interpreter exit) removes everything the run made:
 processes, pod sandboxes (``crictl rmp -af``, which also runs the CNI teardown), leftover
@@ -80,11 +92,22 @@ log = logging.getLogger(__name__)
 
 NODE_TOOLS_SCRIPT = REPO_ROOT / "scripts" / "node-tools.sh"
 DOCKER_TOOLS_SCRIPT = REPO_ROOT / "scripts" / "docker-tools.sh"
-NODE_TOOLS = ("kubelet", "kube-scheduler", "kube-proxy", "crictl", "pause", "containerd", "ctr")
+NODE_TOOLS = (
+    "kubelet",
+    "kube-scheduler",
+    "kube-proxy",
+    "crictl",
+    "pause",
+    "containerd",
+    "ctr",
+    "coredns",
+)
 NODE_NAME = "smepulse-node"
 POD_CIDR = "10.244.0.0/24"
 CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
+CLUSTER_DNS_IP = "10.96.0.10"  # kubelet's clusterDNS: the kube-dns Service's ClusterIP
+CLUSTER_DOMAIN = "cluster.local"
 VETH_POOL = ipaddress.IPv4Network("10.250.0.0/16")
 DEFAULT_IMAGES = ("smepulse-local/debian:bookworm", "smepulse-local/python3:bookworm")
 # Kernel (not per-namespace) sysctls kubelet sets when it starts (protectKernelDefaults off):
@@ -216,7 +239,11 @@ class RealCluster:
 
     After :meth:`start`: ``kubeconfig``, ``server`` and ``kubectl()`` as on
     :class:`ControlPlane` (``control_plane``), ``node_name``, ``netns``, ``node_ip``,
-    ``workdir``, ``log_dir`` (one log per process), ``ready_seconds`` (nothing → node Ready).
+    ``workdir``, ``log_dir`` (one log per process; CoreDNS logs every query to
+    ``coredns.log``), ``ready_seconds`` (nothing → node Ready and cluster DNS serving),
+    ``dns_seconds`` (the part of it spent only on CoreDNS: its manifest applied, and the wait
+    for its ``/ready`` after kube-proxy's). ``dns=False`` leaves CoreDNS out: kubelet then has
+    no ``clusterDNS`` and Pods reach Services by ClusterIP only.
     """
 
     def __init__(
@@ -228,12 +255,14 @@ class RealCluster:
         images: Iterable[str] = DEFAULT_IMAGES,
         docker: Mapping[str, str] | None = None,
         keep: bool = False,
+        dns: bool = True,
     ) -> None:
         self.bin_dir = Path(bin_dir) if bin_dir else find_bin_dir()
         self.node_bin_dir = Path(node_bin_dir) if node_bin_dir else find_node_bin_dir()
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="smepulse-node-"))
         self.keep = keep
+        self.dns = dns
         self.images = tuple(images)
         self._docker = dict(docker) if docker is not None else None
         self.run_id = uuid.uuid4().hex[:8]
@@ -246,6 +275,8 @@ class RealCluster:
         self.host_ip = ""
         self.log_dir = self.workdir / "logs"
         self.ready_seconds = 0.0
+        self._coredns_ready = 0
+        self.dns_seconds = 0.0
         self.control_plane: ControlPlane | None = None
         self._components: list[_Component] = []
         self._saved_sysctls: dict[str, str] = {}
@@ -298,11 +329,23 @@ class RealCluster:
         try:
             self._make_network()
             self._start_control_plane(deadline)
+            dns_started = time.monotonic()
+            coredns = self._start_coredns() if self.dns else None
+            self.dns_seconds = time.monotonic() - dns_started
             self._start_scheduler(deadline)
             self._start_containerd(deadline)
             self._import_images()
             self._start_kubelet(deadline)
             self._start_kube_proxy(deadline)
+            if coredns is not None:
+                dns_started = time.monotonic()
+                self._wait(
+                    coredns,
+                    deadline,
+                    lambda: _http_ok(f"http://{self.node_ip}:{self._coredns_ready}/ready", None),
+                    "CoreDNS /ready (its kubernetes plugin has synced with the API server)",
+                )
+                self.dns_seconds += time.monotonic() - dns_started
         except BaseException as exc:
             tails = self.log_tails()
             try:
@@ -313,8 +356,9 @@ class RealCluster:
                 raise NodeError(f"real node did not start: {exc}\n{tails}") from exc
             raise
         self.ready_seconds = time.monotonic() - started
-        log.info("node Ready in %.1f s", self.ready_seconds)
-        print(f"node Ready in {self.ready_seconds:.1f} s", flush=True)
+        dns = f" (CoreDNS: {self.dns_seconds:.1f} s of it)" if self.dns else " (no cluster DNS)"
+        log.info("node Ready in %.1f s%s", self.ready_seconds, dns)
+        print(f"node Ready in {self.ready_seconds:.1f} s{dns}", flush=True)
         return self
 
     def _make_network(self) -> None:
@@ -389,6 +433,8 @@ class RealCluster:
         issue_client_cert(
             self._pki.ca, pki_dir, "kube-scheduler", "system:kube-scheduler", "system:masters"
         )
+        # Not in system:masters: CoreDNS gets only what its ClusterRole grants.
+        issue_client_cert(self._pki.ca, pki_dir, "coredns", "system:coredns", None)
 
     def _kubeconfig_for(self, stem: str) -> Path:
         """A kubeconfig with the client certificate ``pki/<stem>.crt`` (paths, not data)."""
@@ -441,6 +487,124 @@ class RealCluster:
             if time.monotonic() > deadline:
                 raise NodeError(f"timed out waiting for {what}")
             time.sleep(0.2)
+
+    def _coredns_manifest(self) -> list[dict[str, Any]]:
+        """RBAC for CoreDNS and the ``kube-dns`` Service: a fixed ClusterIP, no selector, and
+        an EndpointSlice of ours (not the EndpointSlice controller's) at the node address."""
+        labels = {"k8s-app": "kube-dns", "app.kubernetes.io/managed-by": "smepulse-realnode"}
+        ports = [("dns", "UDP"), ("dns-tcp", "TCP")]
+        return [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": "system:coredns", "labels": labels},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "resources": ["services", "namespaces"],
+                        "verbs": ["list", "watch"],
+                    },
+                    {
+                        "apiGroups": ["discovery.k8s.io"],
+                        "resources": ["endpointslices"],
+                        "verbs": ["list", "watch"],
+                    },
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "system:coredns", "labels": labels},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:coredns",
+                },
+                "subjects": [
+                    {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "User",
+                        "name": "system:coredns",
+                    }
+                ],
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
+                "spec": {
+                    "clusterIP": CLUSTER_DNS_IP,
+                    "ports": [
+                        {"name": n, "protocol": proto, "port": 53, "targetPort": 53}
+                        for n, proto in ports
+                    ],
+                },
+            },
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": "kube-dns-node",
+                    "namespace": "kube-system",
+                    "labels": {
+                        **labels,
+                        "kubernetes.io/service-name": "kube-dns",
+                        "endpointslice.kubernetes.io/managed-by": "smepulse-realnode",
+                    },
+                },
+                "addressType": "IPv4",
+                "endpoints": [
+                    {
+                        "addresses": [self.node_ip],
+                        "conditions": {"ready": True},
+                        "nodeName": self.node_name,
+                    }
+                ],
+                "ports": [{"name": n, "protocol": proto, "port": 53} for n, proto in ports],
+            },
+        ]
+
+    def _start_coredns(self) -> _Component:
+        """Cluster DNS: CoreDNS as a host process in the node's namespace (like kube-proxy),
+        bound to the node address, port 53; the caller waits for its ``/ready``.
+
+        Why a host process and not a Pod: it needs no image of its own, serves before the
+        first Pod starts, and its log (every query, with the asking Pod's address and the
+        answer's rcode) sits beside the other components'. Why the node address and not the
+        ClusterIP itself: a Service without endpoints makes kube-proxy reject its ClusterIP,
+        so the Service gets an EndpointSlice at the node address, as a DNS Pod's would be."""
+        (ready_port,) = free_ports(1)
+        self._coredns_ready = ready_port
+        kubeconfig = self._kubeconfig_for("coredns")
+        # Two server blocks on the same socket: the cluster's zones from the API; every other
+        # name NXDOMAIN (no forward plugin exists in this build, nothing leaves the node).
+        corefile = f"""\
+{CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{
+    bind {self.node_ip}
+    errors
+    log
+    ready {self.node_ip}:{ready_port}
+    kubernetes {{
+        kubeconfig {kubeconfig} node
+        ttl 5
+    }}
+}}
+.:53 {{
+    bind {self.node_ip}
+    errors
+    log
+    template ANY ANY {{
+        rcode NXDOMAIN
+    }}
+}}
+"""
+        path = self.workdir / "Corefile"
+        path.write_text(corefile)
+        manifest = "\n---\n".join(yaml.safe_dump(doc) for doc in self._coredns_manifest())
+        self.kubectl("apply", "-f", "-", input=manifest)
+        return self._spawn(
+            "coredns", [str(self.node_bin_dir / "coredns"), "-conf", str(path), "-quiet"]
+        )
 
     def _start_scheduler(self, deadline: float) -> None:
         kubeconfig = self._kubeconfig_for("kube-scheduler")
@@ -655,6 +819,11 @@ state = "{base / "state"}"
             },
             "podLogsDir": str(self.log_dir / "pods"),
             "resolvConf": str(self.workdir / "resolv.conf"),
+            **(
+                {"clusterDNS": [CLUSTER_DNS_IP], "clusterDomain": CLUSTER_DOMAIN}
+                if self.dns
+                else {}
+            ),
             "podCIDR": POD_CIDR,
             "maxPods": 50,
             "serializeImagePulls": False,
@@ -742,7 +911,7 @@ state = "{base / "state"}"
                 errors.append(f"{what}: {exc}")
 
         by_name = {c.name: c for c in self._components}
-        for name in ("kube-proxy", "kubelet", "kube-scheduler"):
+        for name in ("kube-proxy", "kubelet", "kube-scheduler", "coredns"):
             if name in by_name:
                 step(f"stop {name}", by_name[name].stop)
         if "containerd" in by_name and by_name["containerd"].alive():
