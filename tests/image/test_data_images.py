@@ -209,9 +209,11 @@ def test_redis_requires_its_password_and_caches(
         ports = {"tcp-redis": port}
         running.wait_for(lambda: dockerpod.probe(running, spec.container, "readiness", ports), 30,
                          "Redis readiness (tcp)")  # fmt: skip
-        with pytest.raises(redis.AuthenticationError):
-            redis.Redis(port=port).ping()
-        client = redis.Redis(port=port, password=password)
+        # Without the password: refused (a raw PING; redis-py would retry with back-off).
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            raw.sendall(b"PING\r\n")
+            assert raw.recv(64).startswith(b"-NOAUTH"), "Redis answered without a password"
+        client = redis.Redis(host="127.0.0.1", port=port, password=password)
         assert client.ping() is True
         client.set("smepulse:probe", "42")
         assert client.get("smepulse:probe") == b"42"
