@@ -290,10 +290,17 @@ def component_pid(cp: ControlPlane, name: str) -> int:
 
 
 class PodWatch:
-    """Arrival time (monotonic, at the watch event) of every Pod, grouped by run."""
+    """Arrival time (monotonic, at the watch event) of every Pod (or, with ``jobs``, every Job:
+    the operator's hop before the Job controller's), grouped by run."""
 
-    def __init__(self, api: client.ApiClient, run_of: Callable[[Any], str | None]) -> None:
-        self.core = client.CoreV1Api(api)
+    def __init__(
+        self, api: client.ApiClient, run_of: Callable[[Any], str | None], jobs: bool = False
+    ) -> None:
+        self.list = (
+            client.BatchV1Api(api).list_namespaced_job
+            if jobs
+            else client.CoreV1Api(api).list_namespaced_pod
+        )
         self.run_of = run_of
         self.pods: dict[str, dict[str, float]] = {}
         self.lock = threading.Lock()
@@ -310,7 +317,7 @@ class PodWatch:
             try:
                 w = watch.Watch()
                 for ev in w.stream(
-                    self.core.list_namespaced_pod,
+                    self.list,
                     NS,
                     resource_version=rv or None,
                     timeout_seconds=5,
@@ -351,12 +358,14 @@ class Controller:
     terminal: frozenset[str]
     run_of: Callable[[Any], str | None]
     setup: Callable[[ControlPlane, client.ApiClient, Path], None]
+    makes_jobs: bool = False
 
 
 @dataclass
 class Result:
     name: str
     latencies_ms: list[float] = field(default_factory=list)
+    job_latencies_ms: list[float] = field(default_factory=list)
     created_s: float = 0.0
     pods_s: float = float("nan")
     terminal_s: float = float("nan")
@@ -399,6 +408,8 @@ def measure(ctl: Controller, shape: DagShape, args: argparse.Namespace, tmp: Pat
         node = InstantNode(cp.kubeconfig, log_dir=tmp / f"pods-{ctl.name}", max_pods=8).start()
         proc = ctl.start(cp, tmp)
         pods = PodWatch(api, ctl.run_of).start()
+        # Only the operator makes Jobs: creation -> first Job is its own share of the latency.
+        jobs = PodWatch(api, ctl.run_of, jobs=True).start() if ctl.makes_jobs else None
         try:
             # Warm-up: the controller is up and its caches are synced once this finishes.
             ctl.create(custom, "warmup")
@@ -422,6 +433,9 @@ def measure(ctl: Controller, shape: DagShape, args: argparse.Namespace, tmp: Pat
                 while (first := pods.first(name)) is None and time.monotonic() - t0 < 60:
                     time.sleep(0.002)
                 res.latencies_ms.append(((first or float("inf")) - t0) * 1000)
+                job = jobs.first(name) if jobs else None
+                if job is not None:
+                    res.job_latencies_ms.append((job - t0) * 1000)
             wait_terminal(ctl, custom, set(lat_names), time.monotonic() + 300)
             drain = [f"drain-{i:03d}" for i in range(args.runs)]
             t0 = time.monotonic()
@@ -452,6 +466,8 @@ def measure(ctl: Controller, shape: DagShape, args: argparse.Namespace, tmp: Pat
             res.load.append(loadavg())
         finally:
             pods.stop.set()
+            if jobs:
+                jobs.stop.set()
             proc.terminate()
             try:
                 res.exit_code = proc.wait(timeout=30)
@@ -507,6 +523,7 @@ def operator_controller(shape: DagShape) -> Controller:
         terminal=frozenset({"Succeeded", "Failed", "Cancelled"}),
         run_of=lambda pod: (pod.metadata.labels or {}).get(OPERATOR_RUN_LABEL),
         setup=setup,
+        makes_jobs=True,
     )
 
 
@@ -615,6 +632,12 @@ def report(results: Sequence[Result], shape: DagShape, args: argparse.Namespace)
             line += "".join(f"{values[0] / v if v else float('nan'):>29.2f}x" for v in values[1:])
         print(line)
     for r in results:
+        if r.job_latencies_ms:
+            print(
+                f"{r.name}: creation -> first Job p50/p95 "
+                f"{statistics.median(r.job_latencies_ms):.1f}/{pct(r.job_latencies_ms, 0.95):.1f} ms"
+                " (the rest of its first-Pod time is the Job controller's)"
+            )
         print(
             f"{r.name}: latency runs {len(r.latencies_ms)}, Pods seen for the {args.runs} runs "
             f"{r.pods_seen}/{args.runs * shape.pods_per_run}, not terminal {r.not_terminal}, "

@@ -92,7 +92,7 @@ class Reconciler:
         status: Mapping[str, Any] = body.get("status") or {}
         spec = self._spec(body, ref, status)
         pipeline = self.catalog.pipelines[spec.pipeline]
-        jobs, job_images = self._jobs(ref)
+        jobs, job_images = self._jobs(ref, status)
         if status.get("phase") not in TERMINAL_PHASES and any(
             j.state == "failed" and j.message == CONTAINER_FAILED for j in jobs
         ):
@@ -175,12 +175,40 @@ class Reconciler:
             self._record_invalid(ref, status, None, str(exc))
             raise
 
-    def _jobs(self, ref: RunRef) -> tuple[list[JobView], list[str]]:
+    def _jobs(
+        self, ref: RunRef, status: Mapping[str, Any] | None = None
+    ) -> tuple[list[JobView], list[str]]:
         """Jobs owned by this very run (a same-named earlier run's leftovers do not count),
-        and the images they run, oldest Job first."""
+        and the images they run, oldest Job first.
+
+        With ``status``, the API server's watch cache is read first, as informers do; if it is
+        behind what the status already records (see :func:`_behind`), the Jobs are read again
+        consistently. A cache behind a Job's newest state otherwise only delays a step until
+        the Job's next event or the resync.
+        """
+        views, images = self._owned(
+            ref, self.kube.list_jobs(ref.namespace, ref.name, cached=status is not None)
+        )
+        if status is not None and _behind(status, views):
+            views, images = self._owned(ref, self.kube.list_jobs(ref.namespace, ref.name))
+        return views, [image for _, image in sorted(images)]
+
+    def _owned_names(self, ref: RunRef) -> set[str]:
+        """Names of the Jobs this run owns, read consistently (the watch cache may not have a
+        Job this operator created just before a crash, before it could record it)."""
+        return {
+            view.name for view in self._owned(ref, self.kube.list_jobs(ref.namespace, ref.name))[0]
+        }
+
+    @staticmethod
+    def _owned(
+        ref: RunRef, items: list[dict[str, Any]]
+    ) -> tuple[list[JobView], list[tuple[str, str]]]:
+        """The Jobs of ``items`` this very run owns, and (creationTimestamp, image) of each of
+        their containers."""
         views: list[JobView] = []
         images: list[tuple[str, str]] = []
-        for job in self.kube.list_jobs(ref.namespace, ref.name):
+        for job in items:
             meta = job.get("metadata") or {}
             owners = meta.get("ownerReferences") or []
             view = job_view(job)
@@ -190,7 +218,7 @@ class Reconciler:
                 for c in containers.get("containers") or []:
                     if c.get("image"):
                         images.append((str(meta.get("creationTimestamp") or ""), c["image"]))
-        return views, [image for _, image in sorted(images)]
+        return views, images
 
     def _stuck(
         self, ref: RunRef, jobs: list[JobView]
@@ -273,7 +301,7 @@ class Reconciler:
             job = body["metadata"]["name"]
             if self.kube.create_job(body):
                 metrics.JOBS_CREATED.labels(spec.pipeline, req.stage.name).inc()
-            elif job not in existing:
+            elif job not in existing and job not in self._owned_names(ref):
                 # A Job of that name exists but is not ours: an earlier run with the same name
                 # whose Jobs the garbage collector has not removed yet. Wait for it.
                 raise ApiUnavailable(
@@ -372,3 +400,18 @@ def newest_successes(runs: list[dict[str, Any]]) -> dict[str, dt.date]:
             if name not in newest or ended > newest[name][0]:
                 newest[name] = (ended, logical)
     return {name: day for name, (_, day) in newest.items()}
+
+
+def _behind(status: Mapping[str, Any], views: list[JobView]) -> bool:
+    """Whether Jobs read from the watch cache are older than what ``status`` records: a Job
+    the status names is missing (the operator created it a moment ago), or the Job of a stage
+    recorded as finished still looks active (another API server's cache, in an HA control
+    plane, can be behind the one that served the earlier read)."""
+    by_name = {view.name: view for view in views}
+    for rec in stage_records(status).values():
+        if not rec.job_name:
+            continue
+        view = by_name.get(rec.job_name)
+        if view is None or (rec.phase in ("Succeeded", "Failed") and view.state == "active"):
+            return True
+    return False
