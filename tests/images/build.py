@@ -110,12 +110,17 @@ def _fingerprint(digest: hashlib._Hash, label: str, path: Path) -> None:
         digest.update(f"{label}/{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode())
 
 
+def _context_files(name: str) -> list[Path]:
+    """The folder's files that go into the build (not CONTRACT.md: a doc edit rebuilds nothing)."""
+    folder = HERE / name
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".md")
+
+
 def input_hash(name: str, base_id: str, big: Mapping[str, Path]) -> str:
     """The content hash of everything that goes into image ``name``."""
     digest = hashlib.sha256(f"{name}\0{base_id}\n".encode())
-    folder = HERE / name
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(f"{f.relative_to(folder)}\0{f.stat().st_mode & 0o111}\0".encode())
+    for f in _context_files(name):
+        digest.update(f"{f.relative_to(HERE / name)}\0{f.stat().st_mode & 0o111}\0".encode())
         digest.update(f.read_bytes())
     for label, path in sorted(big.items()):
         _fingerprint(digest, label, path)
@@ -189,7 +194,10 @@ def build_image(
     scratch.mkdir(parents=True, exist_ok=True)
     context = Path(tempfile.mkdtemp(prefix=f"image-ctx-{name}-", dir=scratch))
     try:
-        shutil.copytree(HERE / name, context, dirs_exist_ok=True)
+        for f in _context_files(name):
+            target = context / f.relative_to(HERE / name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
         for entry, path in big.items():
             _link_tree(path, context / entry)
         out = docker.run(
