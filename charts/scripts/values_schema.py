@@ -111,6 +111,8 @@ RULES: dict[str, Schema] = {
         },
     },
     "*.auth.existingSecret": DNS_NAME,
+    "embeddedWarehouse.mountPath": {"type": "string", "pattern": "^/"},
+    "embeddedWarehouse.persistence.existingClaim": DNS_NAME,
     "*.external.existingSecret": DNS_NAME,
     "*.image.tag": {"type": "string"},
     "minio.extraBuckets": STRING_LIST,

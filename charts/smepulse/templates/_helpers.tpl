@@ -289,3 +289,8 @@ enableServiceLinks: false
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end -}}
+
+{{/* The embedded warehouse's PersistentVolumeClaim: the existing one, or <fullname>-warehouse. */}}
+{{- define "smepulse.warehouse.claimName" -}}
+{{- .Values.embeddedWarehouse.persistence.existingClaim | default (include "smepulse.componentName" (list . "warehouse")) -}}
+{{- end -}}

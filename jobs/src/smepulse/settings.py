@@ -224,6 +224,17 @@ class Settings(BaseSettings):
     job_config_map: str = "smepulse-config"
     job_secret: str = "smepulse-secrets"
     job_service_account: str | None = None
+    job_warehouse_claim: str | None = Field(
+        None,
+        description="PersistentVolumeClaim the operator mounts into every stage Job at "
+        "job_warehouse_mount_path: the embedded stack (DuckDB file, local bronze, MLflow's "
+        "SQLite store) shared by the stage Pods when there is no Trino. Unset: no volume.",
+    )
+    job_warehouse_mount_path: str = Field(
+        "/var/lib/smepulse",
+        description="Where job_warehouse_claim is mounted in stage Pods (the chart points "
+        "SMEPULSE_HOME there).",
+    )
     kubeconfig: Path | None = Field(
         None,
         validation_alias=AliasChoices("smepulse_kubeconfig", "kubeconfig"),

@@ -49,6 +49,10 @@ class JobTemplate:
     params: Mapping[str, str] = field(default_factory=dict)
     requests: Mapping[str, str] = field(default_factory=dict)
     limits: Mapping[str, str] = field(default_factory=dict)
+    #: PersistentVolumeClaim mounted at ``warehouse_mount_path`` in every stage Pod (the
+    #: embedded warehouse the stages share), or None.
+    warehouse_claim: str | None = None
+    warehouse_mount_path: str = "/var/lib/smepulse"
 
 
 def job_template(
@@ -66,6 +70,8 @@ def job_template(
         params=dict(spec.params),
         requests=dict(spec.resources.requests) if spec.resources else {},
         limits=dict(spec.resources.limits) if spec.resources else {},
+        warehouse_claim=settings.job_warehouse_claim,
+        warehouse_mount_path=settings.job_warehouse_mount_path,
     )
 
 
@@ -164,6 +170,17 @@ def render_job(ref: RunRef, tpl: JobTemplate, req: JobRequest) -> dict[str, Any]
         ],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}],
     }
+    if tpl.warehouse_claim:
+        # The embedded warehouse on one volume: every stage of every run sees what the
+        # previous one wrote. DuckDB writers take turns through the advisory lock beside the
+        # file (smepulse.warehouse.duckdb_lock), which holds across Pods on one node (POSIX
+        # locks on the same inode); see the chart's embeddedWarehouse for the limits.
+        pod_spec["containers"][0]["volumeMounts"].append(
+            {"name": "warehouse", "mountPath": tpl.warehouse_mount_path}
+        )
+        pod_spec["volumes"].append(
+            {"name": "warehouse", "persistentVolumeClaim": {"claimName": tpl.warehouse_claim}}
+        )
     if tpl.service_account:
         pod_spec["serviceAccountName"] = tpl.service_account
     return {

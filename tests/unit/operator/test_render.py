@@ -100,6 +100,31 @@ def test_spec_overrides_image_resources_and_params() -> None:
     assert json.loads(env["SMEPULSE_PARAMS"]) == {"k": "v"}
 
 
+def test_the_shared_warehouse_claim_is_mounted_in_every_stage() -> None:
+    """SMEPULSE_JOB_WAREHOUSE_CLAIM: the embedded warehouse's volume in each stage Pod."""
+    assert "warehouse" not in json.dumps(job()["spec"])  # off by default: /tmp only
+    settings = Settings(
+        job_image="img:1",
+        job_config_map="cm",
+        job_secret="sec",
+        job_warehouse_claim="smepulse-warehouse",
+        job_warehouse_mount_path="/data/smepulse",
+    )
+    tpl = job_template(settings, parse_spec({"pipeline": "daily-etl"}, "t"), dt.date(2025, 1, 1))
+    for stage in ("verify-infra", "dbt-silver", "notify"):
+        doc = render_job(REF, tpl, JobRequest(PIPELINE.stage(stage), 1, None))
+        pod = doc["spec"]["template"]["spec"]  # type: ignore[index]
+        (c,) = pod["containers"]
+        assert c["volumeMounts"] == [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "warehouse", "mountPath": "/data/smepulse"},
+        ]
+        assert {
+            "name": "warehouse",
+            "persistentVolumeClaim": {"claimName": "smepulse-warehouse"},
+        } in pod["volumes"]
+
+
 def test_finally_stage_gets_the_outcome() -> None:
     doc = job(stage="notify", ctx=FinallyContext("Failed", "dbt-silver", "stage dbt-silver failed"))
     (c,) = doc["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
