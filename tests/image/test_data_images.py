@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.image.conftest import BuiltImages, Docker
 from tests.images import dockerpod
-from tests.images.build import NAMES, DataImage, build_data_images
+from tests.images.build import NAMES, DataImage, build_data_images, chart_set_args
 from tests.needs import KUBE, missing
-from tests.unit.charts.helmlib import Helm, HelmUnavailable, find_helm
+from tests.unit.charts.helmlib import CHART, Helm, HelmUnavailable, find_helm
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(600)]
 
@@ -159,6 +160,28 @@ def test_data_images_declare_the_chart_uids_and_rebuild_as_no_op(
     assert all(i.reused for i in again.values()), again
     assert sum(i.seconds for i in again.values()) < 10, again
     assert set(again) == set(NAMES)
+
+
+def test_chart_set_args_select_the_test_images(
+    data_images: dict[str, DataImage], tmp_path: Path
+) -> None:
+    """What a real-node install passes to helm: every data-service container runs these refs."""
+    helm = Helm(find_helm(), tmp_path)
+    out = helm.run(
+        "template", "smepulse", str(CHART), "--namespace", "smepulse", *chart_set_args(data_images)
+    ).stdout
+    manifests = [doc for doc in yaml.safe_load_all(out) if doc]
+    workloads = {
+        "minio": ("StatefulSet", "smepulse-minio"),
+        "postgres": ("StatefulSet", "smepulse-postgresql"),
+        "redis": ("Deployment", "smepulse-redis"),
+        "trino": ("Deployment", "smepulse-trino-coordinator"),
+    }
+    for name, (kind, workload) in workloads.items():
+        (container,) = dockerpod.pod_spec(manifests, kind, workload)["containers"]
+        assert container["image"] == data_images[name].ref, (name, container["image"])
+    (worker,) = dockerpod.pod_spec(manifests, "Deployment", "smepulse-trino-worker")["containers"]
+    assert worker["image"] == data_images["trino"].ref
 
 
 def test_minio_puts_and_gets_an_object(minio: Minio) -> None:
