@@ -27,6 +27,7 @@ everything"), so the session's next install starts clean.
 from __future__ import annotations
 
 import base64
+import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -178,7 +179,7 @@ def test_default_install_upgrade_uninstall_on_real_node(
 
     # A CRD kept by an earlier release of this session's cluster would belong to that release:
     # Helm refuses to adopt it. The README's "remove everything" first.
-    cluster.kubectl("delete", "crd", CRD, "--ignore-not-found", "--wait=true")
+    cluster.kubectl("delete", "crd", CRD, "--ignore-not-found", "--timeout=60s")
     core = client.CoreV1Api(real_api)
     core.patch_namespace(
         ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
@@ -285,24 +286,16 @@ def test_default_install_upgrade_uninstall_on_real_node(
         )["items"]
         assert not cluster_rbac, [r["metadata"]["name"] for r in cluster_rbac]
     finally:
-        # The README's "remove everything", then the stand-in storage.
-        cluster.kubectl("delete", "crd", CRD, "--ignore-not-found", check=False)
-        cluster.kubectl("delete", "pod", "-n", ns, "-l", f"app.kubernetes.io/instance={RELEASE}",
-                        "--wait=false", check=False)  # fmt: skip
-        cluster.kubectl("delete", "pvc", "-n", ns, "--all", "--wait=true", check=False)
+        # The README's "remove everything" (also after a failure half-way), then the stand-in
+        # storage; the namespace itself goes with the fixture.
+        helm("uninstall", RELEASE, "-n", ns, "--ignore-not-found", "--wait", check=False)
+        cluster.kubectl("delete", "crd", CRD, "--ignore-not-found", "--timeout=60s", check=False)
+        for kind in ("pod", "pvc"):
+            cluster.kubectl("delete", kind, "-n", ns, "--all", "--timeout=90s", check=False)
         for obj in storage:
             cluster.kubectl("delete", obj["kind"].lower(), obj["metadata"]["name"],
-                            "--ignore-not-found", check=False)  # fmt: skip
-        wait_for(
-            lambda: not cluster.kubectl(
-                "get", "pv", "-o", "name", "--ignore-not-found",
-                *(o["metadata"]["name"] for o in storage[1:]), check=False,
-            ).stdout.strip(),
-            timeout=60, what="the test's PersistentVolumes deleted",
-        )  # fmt: skip
+                            "--ignore-not-found", "--timeout=60s", check=False)  # fmt: skip
 
 
 def _as_list(objects: list[dict[str, Any]]) -> str:
-    import json
-
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
