@@ -1,0 +1,352 @@
+"""The minimal scenario runs whole pipelines on the real node (issue 13 point 5).
+
+``helm install`` of ``ci/embedded-values.yaml`` (no Trino, MinIO, PostgreSQL, MLflow or Redis;
+``embeddedWarehouse`` on) with the operator and stages images built from a clean clone of HEAD,
+into a namespace that *enforces* the ``restricted`` Pod Security Standard. Then, as users do,
+``smepulse submit external-sync`` and ``smepulse submit daily-etl`` for one day; daily-etl
+triggers ml-predict for the same day. Each stage is a Pod of the stages image whose only
+shared state is the chart's warehouse claim (DuckDB, bronze, dbt's target folder and MLflow's
+SQLite store under SMEPULSE_HOME on it). All three runs must succeed.
+
+Storage: this node has no provisioner, so the test binds the claim to a ``local``
+PersistentVolume of its own (a folder of its tmp dir, pinned to the node, by storage class
+name; no StorageClass object, hence immediate binding and ``helm --wait`` is satisfied). The
+bronze a user would load is put there beforehand: ``smepulse generate-data`` at small scale,
+owned by the stages' uid.
+
+The World Bank API is replayed by :mod:`tests.image.worldbank_replay`, a process in the node's
+network namespace on the node address (traffic stays inside the run's namespaces); the chart's
+``config.env`` points the stages at it, as a user would point them at a proxy.
+
+Independent expectations: the same bronze, copied before the cluster touched it, built on this
+machine by ``smepulse run external-sync`` and ``smepulse run daily-etl`` (which runs the
+triggered ml-predict too; the embedded default: no Kubernetes) against the same replay must
+give the same gold tables with the same row counts; ``fct_macro_indicators_yearly`` holds exactly the non-null observations of the
+replayed fixture files, none from the bundled snapshot; ``dim_province`` the 34 provinces of
+the 2025 map.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.image.conftest import REPO, BuiltImages
+from tests.image.worldbank_replay import FIXTURES, INDICATORS, PAGES
+from tests.kube.realnode import RealCluster
+from tests.kube.wait import wait_for
+
+pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
+
+CHART = REPO / "charts" / "smepulse"
+RELEASE = "smepulse"
+CRD = "pipelineruns.smepulse.io"
+GROUP, VERSION, PLURAL = "smepulse.io", "v1alpha1", "pipelineruns"
+DAY = "2025-06-30"
+CLASS = "smepulse-test-embedded"  # storage class *name* only: binds the claim to our PV
+STAGES_UID = 10001
+SMEPULSE = str(Path(sys.executable).with_name("smepulse"))
+
+
+def _worldbank_env(base_url: str) -> dict[str, str]:
+    return {
+        "SMEPULSE_WORLDBANK_BASE_URL": base_url,
+        "SMEPULSE_WORLDBANK_INDICATORS": json.dumps(INDICATORS),
+        "SMEPULSE_WORLDBANK_START_YEAR": "2014",
+        "SMEPULSE_HTTP_RETRIES": "1",
+        "SMEPULSE_HTTP_BACKOFF_SECONDS": "1",
+    }
+
+
+def _smepulse(*args: str, env: dict[str, str], cwd: Path, timeout: float = 900) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SMEPULSE_")}
+    proc = subprocess.run(
+        [SMEPULSE, *args],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"smepulse {' '.join(args)} exited {proc.returncode}:\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+    return proc.stdout
+
+
+@contextlib.contextmanager
+def _replay(cluster: RealCluster, log: Path) -> Iterator[str]:
+    """The World Bank replay in the node's network namespace; yields its base URL."""
+    proc = subprocess.Popen(
+        [*cluster.nsenter(), sys.executable, "-m", "tests.image.worldbank_replay",
+         "--bind", cluster.node_ip, "--log", str(log)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        port = proc.stdout.readline().strip()
+        assert port.isdigit(), f"the World Bank replay did not start: {proc.stderr.read()[-2000:]}"
+        yield f"http://{cluster.node_ip}:{port}/v2"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _gold_counts(warehouse: Path) -> dict[str, int]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'gold' "
+                "order by 1"
+            ).fetchall()
+        ]
+        return {t: int(con.execute(f"select count(*) from gold.{t}").fetchone()[0]) for t in tables}  # type: ignore[index]
+    finally:
+        con.close()
+
+
+def _fixture_observations() -> int:
+    """Non-null observations in the replayed fixture files (what the API 'has')."""
+    total = 0
+    for name in PAGES.values():
+        _meta, rows = json.loads((FIXTURES / name).read_text())
+        total += sum(1 for row in rows if row["value"] is not None)
+    return total
+
+
+class Runs:
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom, self.ns = client.CustomObjectsApi(api), namespace
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        try:
+            doc: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.ns, PLURAL, name
+            )
+            return doc
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def wait_terminal(self, name: str, timeout: float) -> dict[str, Any]:
+        terminal = {"Succeeded", "Failed", "TimedOut", "Cancelled"}
+
+        def status() -> dict[str, Any] | None:
+            doc = self.get(name)
+            st = dict((doc or {}).get("status") or {})
+            return st if st.get("phase") in terminal else None
+
+        def describe() -> str:
+            doc = self.get(name)
+            return json.dumps((doc or {}).get("status"), indent=1)[-3000:]
+
+        found = wait_for(status, timeout=timeout, interval=2, what=f"run {name}", describe=describe)
+        assert found is not None
+        return found
+
+    def delete_all(self) -> None:
+        self.custom.delete_collection_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)
+        wait_for(
+            lambda: (
+                not self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)[
+                    "items"
+                ]
+            ),
+            timeout=60,
+            what=f"the runs of {self.ns} to be deleted",
+        )
+
+
+def _volume(cluster: RealCluster, path: Path, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": "2Gi"}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain", "storageClassName": CLASS,
+            "local": {"path": str(path)},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In",
+                 "values": [cluster.node_name]}]}]}},
+        },
+    }  # fmt: skip
+
+
+def test_embedded_scenario_runs_external_sync_and_daily_etl(
+    images: BuiltImages,
+    real_cluster: RealCluster,
+    real_api: client.ApiClient,
+    real_namespace: str,
+    tmp_path: Path,
+) -> None:
+    cluster, ns = real_cluster, real_namespace
+    assert cluster.control_plane is not None
+    helm = cluster.control_plane.helm
+    started = time.monotonic()
+    cluster.import_images(images.tags["operator"], images.tags["stages"])
+    client.CoreV1Api(real_api).patch_namespace(
+        ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+
+    # Bronze as a user loads it, onto the volume, and a copy for the reference build.
+    seed = tmp_path / "seed"
+    _smepulse(
+        "generate-data", "--end-date", DAY, "--scale", "0.05", "--years", "1",
+        env={"SMEPULSE_HOME": str(seed)}, cwd=tmp_path,
+    )  # fmt: skip
+    volume = tmp_path / "volume"
+    shutil.copytree(seed, volume)
+    for path in [volume, *volume.rglob("*")]:
+        os.chown(path, STAGES_UID, STAGES_UID)
+    pv_name = f"{CLASS}-{ns}"[:63]
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(_volume(cluster, volume, pv_name)))
+
+    replay_log = tmp_path / "replay.log"
+    runs = Runs(real_api, ns)
+    installed = False
+    with _replay(cluster, replay_log) as base_url:
+        try:
+            repository, tag = images.tags["operator"].split(":")
+            values = tmp_path / "values.yaml"
+            values.write_text(
+                yaml.safe_dump(
+                    {
+                        "image": {
+                            "operator": {"repository": repository},
+                            "stages": {"repository": images.tags["stages"].split(":")[0]},
+                            "tag": tag,
+                        },
+                        "embeddedWarehouse": {
+                            "persistence": {"storageClass": CLASS, "size": "1Gi"}
+                        },
+                        "config": {"env": _worldbank_env(base_url)},
+                    }
+                )
+            )
+            install = helm(
+                "install", RELEASE, str(CHART), "-n", ns,
+                "-f", str(CHART / "ci" / "embedded-values.yaml"), "-f", str(values),
+                "--wait", "--timeout", "5m", check=False, timeout=420,
+            )  # fmt: skip
+            installed = True
+            pods = cluster.kubectl("get", "pods,pvc", "-n", ns, "-o", "wide", check=False).stdout
+            assert install.returncode == 0, f"{install.stderr}\n{pods}"
+            install_done = time.monotonic()
+
+            submit_env = {
+                "SMEPULSE_KUBECONFIG": str(cluster.kubeconfig),
+                "SMEPULSE_LOG_FORMAT": "text",
+            }
+            seconds: dict[str, float] = {}
+            status: dict[str, dict[str, Any]] = {}
+            for pipeline in ("external-sync", "daily-etl"):
+                t0 = time.monotonic()
+                _smepulse("submit", pipeline, "-d", DAY, "-n", ns, env=submit_env, cwd=tmp_path)
+                name = f"{pipeline}-{DAY.replace('-', '')}"
+                status[pipeline] = runs.wait_terminal(name, timeout=900)
+                seconds[pipeline] = time.monotonic() - t0
+                logs = cluster.kubectl(
+                    "logs", "-n", ns, "-l", f"smepulse.io/run={name}", "--tail=20",
+                    "--prefix", check=False,
+                ).stdout  # fmt: skip
+                assert status[pipeline]["phase"] == "Succeeded", (
+                    json.dumps(status[pipeline], indent=1)[-4000:] + "\n" + logs[-4000:]
+                )
+            # daily-etl's trigger started ml-predict for the day (UC09 forecast, UC10
+            # anomalies, report) on the same volume: it runs to the end too.
+            t0 = time.monotonic()
+            predict = f"ml-predict-{DAY.replace('-', '')}"
+            status["ml-predict"] = runs.wait_terminal(predict, timeout=900)
+            seconds["ml-predict"] = time.monotonic() - t0
+            assert status["ml-predict"]["phase"] == "Succeeded", json.dumps(
+                status["ml-predict"], indent=1
+            )[-4000:]
+
+            # Every stage ran as a Job of its own, with the claim mounted.
+            jobs = (
+                client.BatchV1Api(real_api)
+                .list_namespaced_job(ns, label_selector="smepulse.io/pipeline")
+                .items
+            )
+            claim = f"{RELEASE}-warehouse"
+            for job in jobs:
+                vols = job.spec.template.spec.volumes or []
+                assert any(
+                    v.persistent_volume_claim and v.persistent_volume_claim.claim_name == claim
+                    for v in vols
+                ), f"Job {job.metadata.name} does not mount {claim}"
+            ran = {(s["name"], s["phase"]) for st in status.values() for s in st["stages"]}
+            assert all(phase == "Succeeded" for _, phase in ran), ran
+            assert len(jobs) >= len(ran)
+        finally:
+            with contextlib.suppress(ApiException, AssertionError):
+                runs.delete_all()  # the operator removes its finalizers while it still runs
+            if installed:
+                helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "2m", check=False)
+            cluster.kubectl("delete", "pvc", "--all", "-n", ns, "--wait=false", check=False)
+            cluster.kubectl("delete", "crd", CRD, "--ignore-not-found", "--wait=true")
+            cluster.kubectl("delete", "pv", pv_name, "--ignore-not-found", "--wait=false")
+        cluster_seconds = time.monotonic() - install_done
+
+        # The reference: the same bronze built by the local runner against the same replay.
+        reference = tmp_path / "reference"
+        shutil.copytree(seed, reference)
+        local_env = {"SMEPULSE_HOME": str(reference), **_worldbank_env(base_url)}
+        t0 = time.monotonic()
+        _smepulse("run", "external-sync", "--logical-date", DAY, env=local_env, cwd=tmp_path)
+        _smepulse("run", "daily-etl", "--logical-date", DAY, env=local_env, cwd=tmp_path)
+        local_seconds = time.monotonic() - t0
+
+    requests = replay_log.read_text().splitlines()
+    for indicator in INDICATORS:
+        assert any(f"/indicator/{indicator}" in r and r.startswith("200") for r in requests), (
+            f"no request for {indicator} reached the replay: {requests}"
+        )
+
+    got = _gold_counts(volume / "warehouse.duckdb")
+    want = _gold_counts(reference / "warehouse.duckdb")
+    assert got == want, {t: (got.get(t), want.get(t)) for t in set(got) | set(want)}
+    assert got["fct_macro_indicators_yearly"] == _fixture_observations() == 20
+    assert got["dim_province"] == 34  # the 2025 map
+    # Some gold tables are empty on one day of data (no anomaly alert, no forecast old enough
+    # to score): the ones each pipeline must fill are not.
+    for table in ("fct_ar_invoices", "kpi_daily_cash_flow", "ml_ar_priority_scores"):
+        assert got[table] > 0, (table, got)
+    assert got["ml_cashflow_forecast"] == 30  # UC09's horizon, ml_forecast_horizon_days
+    con = duckdb.connect(str(volume / "warehouse.duckdb"), read_only=True)
+    try:
+        row = con.execute(
+            "select count(*) filter (where is_snapshot) from gold.fct_macro_indicators_yearly"
+        ).fetchone()
+        assert row == (0,), "macro indicators came from the bundled snapshot, not the replay"
+    finally:
+        con.close()
+    print(
+        f"\nembedded scenario: install {install_done - started:.0f} s (images imported, bronze "
+        f"generated), external-sync {seconds['external-sync']:.0f} s, daily-etl "
+        f"{seconds['daily-etl']:.0f} s, ml-predict after it {seconds['ml-predict']:.0f} s on the node ({cluster_seconds:.0f} s with clean-up); "
+        f"the same locally {local_seconds:.0f} s; {len(got)} gold tables match"
+    )
