@@ -274,3 +274,18 @@ def test_default_install_notes_say_the_volumes_need_a_default_storage_class(
         "--set", "minio.persistence.storageClass=fast", "--set", "postgresql.persistence.storageClass=fast",
     )  # fmt: skip
     assert "StorageClass" not in named.stdout.split("NOTES:", 1)[1]
+
+
+def test_embedded_scenario_notes_name_the_warehouse_claim_and_its_class(
+    installed: Installed, kube_cluster: ControlPlane
+) -> None:
+    proc = kube_cluster.helm(
+        "install", "notes", str(CHART), "-n", installed.namespace, "--dry-run=server",
+        "-f", str(CHART / "ci" / "embedded-values.yaml"), "--set", "crds.install=false",
+    )  # fmt: skip
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "the stages (embeddedWarehouse) claim a volume from the cluster's default" in notes
+    assert "embeddedWarehouse.persistence.storageClass" in notes
+    assert "Warehouse: DuckDB on the claim notes-smepulse-warehouse" in notes
+    assert "Load bronze into /var/lib/smepulse/bronze" in notes
+    assert len(notes.strip().splitlines()) <= 30
