@@ -128,7 +128,8 @@ def _diagnose(cluster: RealCluster, ns: str) -> str:
 
 def _check_non_root_read_only(cluster: RealCluster, ns: str, pod: dict[str, Any]) -> list[str]:
     """Problems of one Pod: a container that may run as root or write its root file system,
-    or whose ``id -u`` (when running) is 0 or differs from the uid its spec declares."""
+    or (when running) whose ``id -u`` differs from the non-root uid its spec declares or whose
+    ``/`` is not mounted read-only (``/proc/mounts`` inside it)."""
     problems = []
     name = pod["metadata"]["name"]
     pod_sc = pod["spec"].get("securityContext", {})
@@ -148,11 +149,13 @@ def _check_non_root_read_only(cluster: RealCluster, ns: str, pod: dict[str, Any]
         if c["name"] in running:
             inside = cluster.kubectl(
                 "exec", "-n", ns, name, "-c", c["name"], "--", "sh", "-c",
-                "id -u; touch /ro-probe 2>/dev/null && echo root-fs-writable || echo root-fs-ro",
+                # The uid, and the first mount option of / ("ro" or "rw") as the kernel has it.
+                'id -u; while read -r _ m _ o _; do [ "$m" = / ] && echo "${o%%,*}"; done'
+                " </proc/mounts; true",
                 check=False,
             )  # fmt: skip
             lines = inside.stdout.split()
-            if inside.returncode != 0 or lines != [str(uid), "root-fs-ro"]:
+            if inside.returncode != 0 or lines != [str(uid), "ro"]:
                 problems.append(
                     f"{where}: inside: {inside.stdout.strip()!r} {inside.stderr.strip()[-300:]!r}"
                     f" (expected uid {uid} and a read-only /)"
