@@ -124,6 +124,15 @@ def _serve_pong(real_cluster: RealCluster, core: client.CoreV1Api, ns: str) -> t
         ]
 
     (server_ip,) = wait_for(ready_endpoint, timeout=120, what="a ready endpoint of Service server")
+
+    def proxied() -> bool:
+        # kube-proxy programs the endpoint a moment after the EndpointSlice says ready; until
+        # then the ClusterIP answers "no route to host" (its reject rule for a Service without
+        # endpoints). A CI run hit that window once.
+        nat = run([*real_cluster.nsenter(), "iptables-save", "-t", "nat"])
+        return f"--to-destination {server_ip}:8080" in nat
+
+    wait_for(proxied, timeout=60, what=f"kube-proxy's DNAT rule to {server_ip}:8080")
     return str(cluster_ip), str(server_ip)
 
 
