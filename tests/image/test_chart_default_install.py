@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -126,6 +127,37 @@ def _diagnose(cluster: RealCluster, ns: str) -> str:
     return "\n".join(out)
 
 
+def _exec_id_and_root_mount(
+    cluster: RealCluster, ns: str, pod: str, container: str
+) -> subprocess.CompletedProcess[str]:
+    return cluster.kubectl(
+        "exec", "-n", ns, pod, "-c", container, "--", "sh", "-c",
+        # The uid, and the first mount option of / ("ro" or "rw") as the kernel has it.
+        'id -u; while read -r _ m _ o _; do [ "$m" = / ] && echo "${o%%,*}"; done'
+        " </proc/mounts; true",
+        check=False,
+    )  # fmt: skip
+
+
+def _restart(cluster: RealCluster, ns: str, pod: str, container: str) -> str:
+    """Once the container runs again (up to 120 s): its restart count and why the last one
+    ended."""
+
+    def status() -> dict[str, Any] | None:
+        doc = cluster.kubectl_json("get", "pod", "-n", ns, pod)
+        for st in doc["status"].get("containerStatuses", []):
+            if st["name"] == container and st.get("ready"):
+                return dict(st)
+        return None
+
+    st = wait_for(status, timeout=120, what=f"{pod}/{container} to run again")
+    last = (st.get("lastState") or {}).get("terminated") or {}
+    return (
+        f"restartCount {st.get('restartCount')}, last ended {last.get('reason')!r} "
+        f"(exit code {last.get('exitCode')})"
+    )
+
+
 def _check_non_root_read_only(cluster: RealCluster, ns: str, pod: dict[str, Any]) -> list[str]:
     """Problems of one Pod: a container that may run as root or write its root file system,
     or (when running) whose ``id -u`` differs from the non-root uid its spec declares or whose
@@ -147,13 +179,15 @@ def _check_non_root_read_only(cluster: RealCluster, ns: str, pod: dict[str, Any]
         if c.get("securityContext", {}).get("readOnlyRootFilesystem") is not True:
             problems.append(f"{where}: readOnlyRootFilesystem is not true")
         if c["name"] in running:
-            inside = cluster.kubectl(
-                "exec", "-n", ns, name, "-c", c["name"], "--", "sh", "-c",
-                # The uid, and the first mount option of / ("ro" or "rw") as the kernel has it.
-                'id -u; while read -r _ m _ o _; do [ "$m" = / ] && echo "${o%%,*}"; done'
-                " </proc/mounts; true",
-                check=False,
-            )  # fmt: skip
+            inside = _exec_id_and_root_mount(cluster, ns, name, c["name"])
+            if inside.returncode != 0 and "no running task" in inside.stderr:
+                # The container restarted since the Pod was read: say why, then ask the new
+                # one (an OOMKill is a finding, not a hiccup).
+                restarted = _restart(cluster, ns, name, c["name"])
+                print(f"{where}: restarted before the check: {restarted}")
+                if "OOMKilled" in restarted:
+                    problems.append(f"{where}: {restarted}")
+                inside = _exec_id_and_root_mount(cluster, ns, name, c["name"])
             lines = inside.stdout.split()
             if inside.returncode != 0 or lines != [str(uid), "ro"]:
                 problems.append(
