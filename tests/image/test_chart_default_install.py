@@ -180,9 +180,11 @@ def _check_non_root_read_only(cluster: RealCluster, ns: str, pod: dict[str, Any]
             problems.append(f"{where}: readOnlyRootFilesystem is not true")
         if c["name"] in running:
             inside = _exec_id_and_root_mount(cluster, ns, name, c["name"])
-            if inside.returncode != 0 and "no running task" in inside.stderr:
-                # The container restarted since the Pod was read: say why, then ask the new
-                # one (an OOMKill is a finding, not a hiccup).
+            gone = ("no running task", "container not found")
+            if inside.returncode != 0 and any(g in inside.stderr for g in gone):
+                # The container restarted since the Pod was read (MLflow's, twice: in CI at
+                # load ~1 and at load ~5): say why, then ask the new one (an OOMKill is a
+                # finding, not a hiccup).
                 restarted = _restart(cluster, ns, name, c["name"])
                 print(f"{where}: restarted before the check: {restarted}")
                 if "OOMKilled" in restarted:
