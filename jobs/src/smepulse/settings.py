@@ -17,7 +17,14 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -78,6 +85,12 @@ class Settings(BaseSettings):
         description="Bronze root: a local folder or s3://bucket/prefix. Default <home>/bronze.",
     )
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO) for s3:// URIs.")
+    reports_uri: str | None = Field(
+        None,
+        description="Where the report stage writes the day's HTML and Markdown report: a local "
+        "folder or s3://bucket/prefix (a stage Pod's own folder vanishes with it). "
+        "Default <home>/reports.",
+    )
     s3_region: str = "us-east-1"
     s3_access_key_id: SecretStr | None = Field(
         None, validation_alias=AliasChoices("smepulse_s3_access_key_id", "aws_access_key_id")
@@ -293,11 +306,13 @@ class Settings(BaseSettings):
         "own record, log, retries and timeout.",
     )
 
-    @field_validator("bronze_uri")
+    @field_validator("bronze_uri", "reports_uri")
     @classmethod
-    def _bronze_scheme(cls, value: str | None) -> str | None:
+    def _folder_or_s3(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value and "://" in value and not value.startswith(("s3://", "file://")):
-            raise ValueError("bronze_uri must be a folder or an s3:// URI")
+            raise ValueError(f"{info.field_name} must be a folder or an s3:// URI")
+        if value and value.startswith("s3://") and not value.removeprefix("s3://").split("/")[0]:
+            raise ValueError(f"{info.field_name} {value!r} names no bucket (s3://bucket/prefix)")
         return value
 
     @property
@@ -345,6 +360,9 @@ class Settings(BaseSettings):
 
     @property
     def reports_dir(self) -> Path:
+        """Local folder of the reports (``reports_uri`` when it is a folder)."""
+        if self.reports_uri and not self.reports_uri.startswith("s3://"):
+            return Path(self.reports_uri.removeprefix("file://"))
         return self.home / "reports"
 
     @property

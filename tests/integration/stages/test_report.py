@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 
+from smepulse.errors import StageError
 from smepulse.settings import Settings
+from tests.services.procs import S3Endpoint
 
 from .gold_fixture import DAY, build_forecast_components, build_gold, write_report
 
@@ -71,3 +75,46 @@ def test_no_warehouse_at_all(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "empty", logical_date=DAY)
     html = write_report(settings).read_text()
     assert "does not exist yet" in html and "No gold tables yet" in html
+
+
+def test_reports_go_to_s3_when_reports_uri_says_so_and_notify_names_the_object(
+    tmp_path: Path, s3_endpoint: S3Endpoint
+) -> None:
+    """The cluster default (a stage Pod's own folder vanishes with it): both files become
+    objects under SMEPULSE_REPORTS_URI on a real MinIO; nothing is written locally; notify's
+    message names the object. A bucket that does not exist is one clear error naming it."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint.url,
+        aws_access_key_id=s3_endpoint.access_key,
+        aws_secret_access_key=s3_endpoint.secret_key,
+        region_name="us-east-1",
+    )
+    bucket = f"reports-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    creds = {
+        "s3_endpoint_url": s3_endpoint.url,
+        "s3_access_key_id": s3_endpoint.access_key,
+        "s3_secret_access_key": s3_endpoint.secret_key,
+    }
+    settings = Settings(
+        home=tmp_path, logical_date=DAY, pipeline="ml-predict",
+        reports_uri=f"s3://{bucket}/team/reports", **creds,
+    )  # fmt: skip
+    build_gold(settings)
+    from smepulse.stages import notify, report
+
+    report.run(settings)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == [f"team/reports/ml-predict-{DAY}.html", f"team/reports/ml-predict-{DAY}.md"]
+    html = s3.get_object(Bucket=bucket, Key=keys[0])
+    assert html["ContentType"].startswith("text/html")
+    assert 'id="forecast"' in html["Body"].read().decode()
+    assert not (tmp_path / "reports").exists()
+
+    message = notify.build_message(settings.model_copy(update={"run_outcome": "Succeeded"}))
+    assert f"Report: s3://{bucket}/team/reports/ml-predict-{DAY}.html" in message.text
+
+    missing = settings.model_copy(update={"reports_uri": "s3://no-such-bucket-here/r"})
+    with pytest.raises(StageError, match=r"s3://no-such-bucket-here/r/ml-predict-.*NoSuchBucket"):
+        report.run(missing)

@@ -238,13 +238,11 @@ class S3Store:
         return sum(1 for k in keys if k.endswith(".parquet"))
 
 
-def open_store(settings: Settings) -> BronzeStore:
-    """The store for ``settings.bronze_root``: S3 for ``s3://`` URIs, a local folder otherwise."""
-    if not settings.bronze_is_s3:
-        return LocalStore(settings.bronze_root)
+def s3_client(settings: Settings, config: Any = None) -> Any:
+    """A boto3 S3 client for the configured endpoint and keys (bronze, reports, verify)."""
     import boto3  # only the S3 path needs it
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint_url,
         region_name=settings.s3_region,
@@ -256,5 +254,12 @@ def open_store(settings: Settings) -> BronzeStore:
             if settings.s3_secret_access_key
             else None
         ),
+        config=config,
     )
-    return S3Store(settings.bronze_root, client)
+
+
+def open_store(settings: Settings) -> BronzeStore:
+    """The store for ``settings.bronze_root``: S3 for ``s3://`` URIs, a local folder otherwise."""
+    if not settings.bronze_is_s3:
+        return LocalStore(settings.bronze_root)
+    return S3Store(settings.bronze_root, s3_client(settings))

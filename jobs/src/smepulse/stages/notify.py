@@ -81,9 +81,11 @@ def build_message(settings: Settings) -> Message:
         if settings.failure_message:
             details.append(f"Error: {settings.failure_message}")
     stages = _stage_lines(settings)
-    report = settings.reports_dir / f"{pipeline}-{date}.html"
-    if report.exists():
-        details.append(f"Report: {report.resolve()}")
+    from smepulse.stages.report import report_location
+
+    report = report_location(settings, pipeline, date)
+    if report:
+        details.append(f"Report: {report}")
     text = "\n".join([headline, *details, *stages])
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},

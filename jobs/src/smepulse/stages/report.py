@@ -1,6 +1,8 @@
 """``report``: a self-contained HTML report of the run, and a Markdown summary beside it.
 
-Written to ``settings.reports_dir/<pipeline>-<logical date>.html`` and ``.md``. The HTML has
+Written to ``settings.reports_dir/<pipeline>-<logical date>.html`` and ``.md``, or to
+``<reports_uri>/<pipeline>-<logical date>.html`` and ``.md`` when ``reports_uri`` is an
+``s3://`` URI (the cluster default: a stage Pod's own folder vanishes with it). The HTML has
 no external references (CSS inline, charts as inline SVG from matplotlib's Agg backend), so
 it opens offline, from an email attachment or an artifact store. Sections: rows per gold
 table, dbt test results, KPI highlights, the top-priority receivables (UC05), the 30-day
@@ -23,6 +25,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from smepulse.errors import StageError
 from smepulse.settings import Settings
 from smepulse.stages.report_data import ReportData, gather
 from smepulse.warehouse import get_warehouse
@@ -335,15 +338,62 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)  # a reader never sees half a report
 
 
+def _s3_key(settings: Settings, name: str) -> tuple[str, str]:
+    assert settings.reports_uri is not None
+    bucket, _, prefix = settings.reports_uri.removeprefix("s3://").partition("/")
+    return bucket, "/".join(p for p in (prefix.strip("/"), name) if p)
+
+
+def report_location(settings: Settings, pipeline: str, day: str) -> str | None:
+    """Where the HTML report of ``pipeline`` on ``day`` is, if it has been written."""
+    name = f"{pipeline}-{day}.html"
+    if not (settings.reports_uri or "").startswith("s3://"):
+        path = settings.reports_dir / name
+        return str(path.resolve()) if path.exists() else None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from smepulse.bronze.store import s3_client
+
+    bucket, key = _s3_key(settings, name)
+    try:
+        s3_client(settings).head_object(Bucket=bucket, Key=key)
+    except (BotoCoreError, ClientError):
+        return None
+    return f"s3://{bucket}/{key}"
+
+
+def _upload(settings: Settings, name: str, text: str, content_type: str) -> str:
+    from smepulse.bronze.store import s3_client
+
+    bucket, key = _s3_key(settings, name)
+    try:
+        # One PUT: the object appears whole or not at all, as a local rename does.
+        s3_client(settings).put_object(
+            Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type
+        )
+    except Exception as exc:
+        raise StageError(
+            f"could not write the report to s3://{bucket}/{key} "
+            f"(SMEPULSE_REPORTS_URI, endpoint {settings.s3_endpoint_url or 'AWS'}): {exc}"
+        ) from exc
+    return f"s3://{bucket}/{key}"
+
+
 def run(settings: Settings) -> None:
-    """Stage entrypoint: gather, render, write both files, print their paths."""
+    """Stage entrypoint: gather, render, write both files, print where they are."""
     data = gather(settings, get_warehouse(settings))
     stem = f"{data.pipeline}-{data.logical_date.isoformat()}"
-    html_path = settings.reports_dir / f"{stem}.html"
-    md_path = settings.reports_dir / f"{stem}.md"
-    _write(html_path, render_html(data))
-    _write(md_path, render_markdown(data))
+    html, md = render_html(data), render_markdown(data)
     for problem in data.problems:
         log.info("report section not available: %s", problem)
-    print(f"report: {html_path.resolve()}")
-    print(f"summary: {md_path.resolve()}")
+    if (settings.reports_uri or "").startswith("s3://"):
+        html_at = _upload(settings, f"{stem}.html", html, "text/html; charset=utf-8")
+        md_at = _upload(settings, f"{stem}.md", md, "text/markdown; charset=utf-8")
+    else:
+        html_path = settings.reports_dir / f"{stem}.html"
+        md_path = settings.reports_dir / f"{stem}.md"
+        _write(html_path, html)
+        _write(md_path, md)
+        html_at, md_at = str(html_path.resolve()), str(md_path.resolve())
+    print(f"report: {html_at}")
+    print(f"summary: {md_at}")

@@ -55,23 +55,14 @@ def check_object_store(settings: Settings) -> str:
         root = Path(settings.bronze_root)
         tables = sum(1 for p in root.iterdir() if p.is_dir()) if root.is_dir() else 0
         return f"{_writable_folder(root)}; {tables} bronze table folder(s)"
-    import boto3
     from botocore.config import Config
 
+    from smepulse.bronze.store import s3_client
+
     bucket = settings.bronze_root.removeprefix("s3://").split("/", 1)[0]
-    client = boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key_id.get_secret_value()
-        if settings.s3_access_key_id
-        else None,
-        aws_secret_access_key=(
-            settings.s3_secret_access_key.get_secret_value()
-            if settings.s3_secret_access_key
-            else None
-        ),
-        config=Config(
+    client = s3_client(
+        settings,
+        Config(
             connect_timeout=settings.http_timeout_seconds,
             read_timeout=settings.http_timeout_seconds,
             retries={"max_attempts": 1},
