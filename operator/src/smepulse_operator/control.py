@@ -5,7 +5,9 @@ CRD lets only those change after creation); the operator reacts on its next reco
 
 ``retry`` re-runs a Failed run from its failed stage: a new PipelineRun with the failed run's
 spec (pipeline, logical date, params, image, retries, resources, ...) and ``spec.fromStage =
-status.failedStage``. Its name is deterministic, ``<run>-retry<n>`` (``n`` one more than the
+status.failedStage``. When stages on separate branches failed (ml-predict's uc09-forecast and
+uc10-detect, say), no one stage has them all downstream and a run from one would be refused
+(the other never succeeded): the re-run is then of the whole pipeline. Its name is deterministic, ``<run>-retry<n>`` (``n`` one more than the
 failed run's own, 1 for a first retry), so a second ``retry`` of the same run finds it and
 creates nothing, like ``smepulse submit``.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 import typer
 
+from smepulse.catalog import load_catalog
 from smepulse.errors import ConfigError, StageError
 from smepulse.settings import Settings
 from smepulse_operator.kube import (
@@ -83,7 +86,9 @@ def retry_body(run: dict[str, Any]) -> dict[str, Any]:
         )
     logical_date = status.get("logicalDate") or spec.get("logicalDate")
     extra = {k: v for k, v in spec.items() if k not in _NOT_COPIED}
-    extra["fromStage"] = failed
+    start = _start_stage(spec["pipeline"], failed, status.get("stages") or [])
+    if start:
+        extra["fromStage"] = start
     body = render_run(
         retry_name(meta["name"]),
         meta["namespace"],
@@ -99,6 +104,18 @@ def retry_body(run: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _start_stage(pipeline_name: str, failed: str, stages: list[dict[str, Any]]) -> str | None:
+    """The one failed stage with every failed main stage downstream of it (``failed`` first),
+    or None: the failures are on separate branches and the whole pipeline must run again."""
+    pipeline = load_catalog().pipeline(pipeline_name)
+    main = {s.name for s in pipeline.stages}
+    failures = {s.get("name") for s in stages if s.get("phase") == "Failed"} & main
+    for candidate in [failed, *sorted(failures)]:
+        if candidate in main and failures <= pipeline.downstream(candidate):
+            return candidate
+    return None
+
+
 def retry_run(settings: Settings, name: str) -> str:
     """Create (or find) the re-run of failed run ``name`` from its failed stage; its name."""
     kube = Kube.connect(settings)
@@ -111,9 +128,12 @@ def retry_run(settings: Settings, name: str) -> str:
         raise StageError(f"could not retry {namespace}/{name}: {exc}") from None
     finally:
         kube.close()
-    stage = body["spec"]["fromStage"]
+    stage = body["spec"].get("fromStage")
+    where = (
+        f"from stage {stage}" if stage else "from the start (stages on separate branches failed)"
+    )
     if created:
-        typer.echo(f"pipelinerun {namespace}/{new} created: {name} again from stage {stage}")
+        typer.echo(f"pipelinerun {namespace}/{new} created: {name} again {where}")
     else:
         typer.echo(f"pipelinerun {namespace}/{new} already exists: nothing to do")
     return str(new)

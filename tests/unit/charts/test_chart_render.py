@@ -317,6 +317,16 @@ def test_stage_config_keys_are_settings_fields(helm: Helm) -> None:
     assert settings.bronze_root == "s3://smepulse/bronze"
     assert settings.trino_host == "smepulse-trino.smepulse.svc"
     assert settings.tracking_uri == "http://smepulse-mlflow.smepulse.svc:5000"
+    assert settings.reports_uri == "s3://smepulse/reports"
+
+
+def test_mlflow_server_starts_no_job_runner(helm: Helm) -> None:
+    """MLflow 3's job runner (eight huey consumers, ~250 MiB each) got the server OOMKilled at
+    its 1536Mi limit on the real node: the chart turns it off."""
+    manifests = helm.template([])
+    server = find(manifests, "Deployment", "smepulse-mlflow")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in server["containers"][0]["env"]}
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
 
 
 def _b64(secret: dict[str, Any], key: str) -> str:

@@ -52,6 +52,26 @@ def test_retry_body_reruns_from_the_failed_stage_with_the_same_settings() -> Non
     }
 
 
+def test_retry_after_failures_on_separate_branches_reruns_the_whole_pipeline() -> None:
+    """ml-predict's uc09-forecast and uc10-detect are both roots: a run from either would be
+    refused (the other never succeeded). Seen on the real node when MLflow was down."""
+    doc = run("Failed", failedStage="uc09-forecast", stages=[
+        {"name": "uc09-forecast", "phase": "Failed"}, {"name": "uc10-detect", "phase": "Failed"},
+        {"name": "report", "phase": "Skipped"}, {"name": "notify", "phase": "Succeeded"},
+    ])  # fmt: skip
+    doc["spec"]["pipeline"] = "ml-predict"
+    body = retry_body(doc)
+    assert "fromStage" not in body["spec"] and body["spec"]["pipeline"] == "ml-predict"
+    # One of them failed, the other was skipped for it: from the failed one, as before.
+    doc["status"]["stages"][1]["phase"] = "Succeeded"
+    assert retry_body(doc)["spec"]["fromStage"] == "uc09-forecast"
+    # A chain (dbt-silver failed, a later gold stage too, on a retry of it): the upstream one.
+    chain = run("Failed", failedStage="dbt-gold-facts", stages=[
+        {"name": "dbt-silver", "phase": "Failed"}, {"name": "dbt-gold-facts", "phase": "Failed"},
+    ])  # fmt: skip
+    assert retry_body(chain)["spec"]["fromStage"] == "dbt-silver"
+
+
 @pytest.mark.parametrize(
     ("phase", "status", "message"),
     [
