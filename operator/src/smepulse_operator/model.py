@@ -302,8 +302,10 @@ def pod_stuck_reason(pod: Mapping[str, Any]) -> str | None:
 
 def pod_failure_reason(pod: Mapping[str, Any]) -> str | None:
     """Why a failed stage Pod's container ended, when the kubelet says more than "Error":
-    ``OOMKilled`` (over its memory limit), ``ContainerCannotRun``, ``StartError``, ...;
-    None for a Pod that did not fail or whose container just exited non-zero."""
+    ``OOMKilled`` (over its memory limit), ``ContainerCannotRun``, ``StartError``, ...; for
+    a plain non-zero exit, the stage's own ``error: ...`` line (the CLI's one-line error, found
+    in the termination message, which ``FallbackToLogsOnError`` fills with the log's tail);
+    None for a Pod that did not fail or that said nothing more."""
     status = pod.get("status") or {}
     if status.get("phase") != "Failed":
         return None
@@ -321,9 +323,13 @@ def pod_failure_reason(pod: Mapping[str, Any]) -> str | None:
                 + (f" of {limit}" if limit else "")
                 + f" and the kernel killed it (exit code {code})"
             )
+        detail = str(term.get("message") or "").strip().splitlines()
         if reason and reason not in ("Error", "Completed"):
-            detail = str(term.get("message") or "").strip().splitlines()
             return f"{reason} (exit code {code})" + (f": {detail[-1]}" if detail else "")
+        said = [line for line in detail if line.startswith("error: ")]
+        if reason == "Error" and said:
+            line = said[-1].removeprefix("error: ")
+            return f"exit code {code}: " + (line if len(line) <= 400 else line[:399] + "…")
     return None
 
 

@@ -57,6 +57,21 @@ def test_other_kubelet_reasons_are_named_and_a_plain_error_adds_nothing() -> Non
     assert pod_failure_reason(pod("r", "Running", None)) is None
 
 
+def test_a_plain_exit_takes_the_stages_own_error_line_from_the_termination_message() -> None:
+    """What the real node showed as "the stage's container exited with an error" while the
+    log's last line named the unreachable MLflow server."""
+    tail = (
+        '{"level": "warning", "message": "Retrying (Retry(total=0)) ..."}\n'
+        "error: MLflow at http://smepulse-mlflow.sp.svc:5000 failed: timed out\n"
+    )
+    p = pod("r", "Failed", {"reason": "Error", "exitCode": 1, "message": tail})
+    assert pod_failure_reason(p) == (
+        "exit code 1: MLflow at http://smepulse-mlflow.sp.svc:5000 failed: timed out"
+    )
+    long = pod("r", "Failed", {"reason": "Error", "exitCode": 2, "message": "error: " + "x" * 900})
+    assert pod_failure_reason(long) == "exit code 2: " + "x" * 399 + "…"
+
+
 def test_only_failed_jobs_with_the_generic_message_take_their_pods_reason() -> None:
     oom = {"reason": "OOMKilled", "exitCode": 137}
     jobs = [
