@@ -164,6 +164,23 @@ def test_quiet_days_before_the_logical_date_are_zeros_for_the_baseline(tmp_path:
     assert rows["yhat_vnd"].tolist()[:7] == [*LAST_WEEK[:5], 0, 0]
 
 
+def test_a_logical_date_far_past_the_data_is_one_clear_line_naming_the_last_day(
+    tmp_path: Path,
+) -> None:
+    """ml-training created without spec.logicalDate (today) on data ending months earlier
+    crashed with an IndexError in the book model on the real node."""
+    settings = _settings(tmp_path, logical_date=END + dt.timedelta(days=31))
+    _load_silver(settings)
+    with pytest.raises(
+        StageError,
+        match=rf"ends on {END}, 31 days before the logical date {END + dt.timedelta(days=31)}: "
+        rf"run with the logical date of the data \(--logical-date / spec.logicalDate {END}\)",
+    ):
+        uc09_train.run(settings)
+    # 30 quiet days (the horizon) are still a business's quiet spell: the baseline serves.
+    uc09_predict.run(_settings(tmp_path, logical_date=END + dt.timedelta(days=30)))
+
+
 def test_too_little_history_for_the_baseline_is_one_clear_line_and_keeps_previous_outputs(
     tmp_path: Path,
 ) -> None:

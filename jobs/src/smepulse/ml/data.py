@@ -88,6 +88,17 @@ def load_daily_cashflow(settings: Settings, end: dt.date) -> pd.DataFrame:
     if frame.empty:
         raise StageError(f"{table} has no rows up to {end}: nothing to train on")
     frame["cash_date"] = pd.to_datetime(frame["cash_date"])
+    last = frame["cash_date"].max().date()
+    stale = (end - last).days
+    if stale > settings.ml_forecast_horizon_days:
+        # Longer than a horizon without one cash movement is not a quiet spell of a trading
+        # business but a logical date past the data (a PipelineRun without spec.logicalDate
+        # takes today's; on the real node that ended in an IndexError deep in the book model).
+        raise StageError(
+            f"{table} ends on {last}, {stale} days before the logical date {end}: run with "
+            f"the logical date of the data (--logical-date / spec.logicalDate {last}), or run "
+            "daily-etl for the newer days first"
+        )
     full = pd.date_range(frame["cash_date"].min(), frame["cash_date"].max(), freq="D")
     frame = (
         frame.set_index("cash_date")
