@@ -165,3 +165,27 @@ def test_model_round_trip_keeps_intervals_and_the_forecast(tmp_path) -> None:  #
     assert set(explained["component"]) >= {"collections_book", "other_in", "recurring_rent"}
     per_day = explained.groupby("forecast_date")["amount_vnd"].sum().to_numpy()
     assert per_day == pytest.approx(out["yhat"].to_numpy())
+
+
+def test_payment_runs_without_a_document_due_in_the_learning_window_stay_finite() -> None:
+    """A small business (72 bills a year) had folds where no bill fell due in the learning
+    window: the per-gap weight was 0/0, NaN chances broke the simulation (IndexError on the
+    real node). With no evidence the pooled rate stands and every chance is a number."""
+    from smepulse.ml.uc09_book import _run_book
+
+    bills = pd.DataFrame(
+        [("open", "S1", CUTOFF - 10, CUTOFF + 5, 100.0, NOT_CANCELLED)],
+        columns=["bill_id", "supplier_id", "issue_day", "due_day", "total", "cancelled_day"],
+    )
+    payments = pd.DataFrame(columns=["bill_id", "pay_day", "amount"]).astype(
+        {"pay_day": "int64", "amount": float}
+    )
+    links = pd.DataFrame(columns=["bill_id", "cash_day", "amount"]).astype(
+        {"cash_day": "int64", "amount": float}
+    )
+    runs = np.arange(CUTOFF - 400, CUTOFF + 60, 7, dtype=np.int64)
+    amounts, _details, chances, owed = _run_book(
+        bills, "bill_id", "supplier_id", payments, links, runs, CUTOFF, CFG
+    )
+    assert np.isfinite(chances).all() and np.isfinite(amounts).all()
+    assert owed.tolist() == [100.0]

@@ -377,7 +377,11 @@ def _run_book(
     np.add.at(table, (merged["gap"].to_numpy(dtype=np.int64), k), merged["amount"].to_numpy())
     pooled = table.sum(axis=0) / max(float(docs_total.sum()), 1.0)
     n_gap = np.maximum(docs_total, 1.0)
-    weight = docs_total / (docs_total + cfg.shrink * docs_total.sum() / max(len(learn), 1))
+    denom = docs_total + cfg.shrink * docs_total.sum() / max(len(learn), 1)
+    # No document fell due in the learning window (a small business's bills, some folds): no
+    # evidence per gap, and the pooled rate (zeros) stands; 0/0 here was NaN, which broke the
+    # simulation's search (an IndexError on the real node at scale 0.05).
+    weight = np.divide(docs_total, denom, out=np.zeros_like(docs_total), where=denom > 0)
     rate = weight[:, None] * table / n_gap[:, None] + (1 - weight[:, None]) * pooled[None, :]
 
     live = docs[docs["cancelled_day"] > cutoff]
