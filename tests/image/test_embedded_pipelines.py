@@ -32,10 +32,7 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,77 +44,25 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.image.conftest import REPO, BuiltImages
+from tests.image.pipelines import Runs, replay, smepulse, worldbank_env
 from tests.image.worldbank_replay import FIXTURES, INDICATORS, PAGES
 from tests.kube.realnode import RealCluster
-from tests.kube.wait import wait_for
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
 CHART = REPO / "charts" / "smepulse"
 RELEASE = "smepulse"
 CRD = "pipelineruns.smepulse.io"
-GROUP, VERSION, PLURAL = "smepulse.io", "v1alpha1", "pipelineruns"
 DAY = "2025-06-30"
 CLASS = "smepulse-test-embedded"  # storage class *name* only: binds the claim to our PV
 STAGES_UID = 10001
-SMEPULSE = str(Path(sys.executable).with_name("smepulse"))
-
-
-def _worldbank_env(base_url: str) -> dict[str, str]:
-    return {
-        "SMEPULSE_WORLDBANK_BASE_URL": base_url,
-        "SMEPULSE_WORLDBANK_INDICATORS": json.dumps(INDICATORS),
-        "SMEPULSE_WORLDBANK_START_YEAR": "2014",
-        "SMEPULSE_HTTP_RETRIES": "1",
-        "SMEPULSE_HTTP_BACKOFF_SECONDS": "1",
-    }
-
-
-def _smepulse(*args: str, env: dict[str, str], cwd: Path, timeout: float = 900) -> str:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SMEPULSE_")}
-    proc = subprocess.run(
-        [SMEPULSE, *args],
-        env={**clean, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert proc.returncode == 0, (
-        f"smepulse {' '.join(args)} exited {proc.returncode}:\n"
-        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    )
-    return proc.stdout
-
-
-@contextlib.contextmanager
-def _replay(cluster: RealCluster, log: Path) -> Iterator[str]:
-    """The World Bank replay in the node's network namespace; yields its base URL."""
-    proc = subprocess.Popen(
-        [*cluster.nsenter(), sys.executable, "-m", "tests.image.worldbank_replay",
-         "--bind", cluster.node_ip, "--log", str(log)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        port = proc.stdout.readline().strip()
-        assert port.isdigit(), f"the World Bank replay did not start: {proc.stderr.read()[-2000:]}"
-        yield f"http://{cluster.node_ip}:{port}/v2"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _reference(home: Path, cwd: Path, env: dict[str, str]) -> float:
     """``smepulse run`` external-sync then daily-etl (and its ml-predict) in ``home``; seconds."""
     t0 = time.monotonic()
     for pipeline in ("external-sync", "daily-etl"):
-        _smepulse(
+        smepulse(
             "run", pipeline, "--logical-date", DAY, env={"SMEPULSE_HOME": str(home), **env}, cwd=cwd
         )
     return time.monotonic() - t0
@@ -145,50 +90,6 @@ def _fixture_observations() -> int:
         _meta, rows = json.loads((FIXTURES / name).read_text())
         total += sum(1 for row in rows if row["value"] is not None)
     return total
-
-
-class Runs:
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.custom, self.ns = client.CustomObjectsApi(api), namespace
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            doc: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.ns, PLURAL, name
-            )
-            return doc
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def wait_terminal(self, name: str, timeout: float) -> dict[str, Any]:
-        terminal = {"Succeeded", "Failed", "TimedOut", "Cancelled"}
-
-        def status() -> dict[str, Any] | None:
-            doc = self.get(name)
-            st = dict((doc or {}).get("status") or {})
-            return st if st.get("phase") in terminal else None
-
-        def describe() -> str:
-            doc = self.get(name)
-            return json.dumps((doc or {}).get("status"), indent=1)[-3000:]
-
-        found = wait_for(status, timeout=timeout, interval=2, what=f"run {name}", describe=describe)
-        assert found is not None
-        return found
-
-    def delete_all(self) -> None:
-        self.custom.delete_collection_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)
-        wait_for(
-            lambda: (
-                not self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)[
-                    "items"
-                ]
-            ),
-            timeout=60,
-            what=f"the runs of {self.ns} to be deleted",
-        )
 
 
 def _volume(cluster: RealCluster, path: Path, name: str) -> dict[str, Any]:
@@ -224,7 +125,7 @@ def test_embedded_scenario_runs_external_sync_and_daily_etl(
 
     # Bronze as a user loads it, onto the volume, and a copy for the reference build.
     seed = tmp_path / "seed"
-    _smepulse(
+    smepulse(
         "generate-data", "--end-date", DAY, "--scale", "0.05", "--years", "1",
         env={"SMEPULSE_HOME": str(seed)}, cwd=tmp_path,
     )  # fmt: skip
@@ -240,9 +141,9 @@ def test_embedded_scenario_runs_external_sync_and_daily_etl(
     installed = False
     reference = tmp_path / "reference"
     shutil.copytree(seed, reference)
-    with _replay(cluster, replay_log) as base_url, ThreadPoolExecutor(1) as pool:
+    with replay(cluster, replay_log) as base_url, ThreadPoolExecutor(1) as pool:
         # The reference, built meanwhile: the same bronze by the local runner, same replay.
-        local = pool.submit(_reference, reference, tmp_path, _worldbank_env(base_url))
+        local = pool.submit(_reference, reference, tmp_path, worldbank_env(base_url))
         try:
             repository, tag = images.tags["operator"].split(":")
             values = tmp_path / "values.yaml"
@@ -257,7 +158,7 @@ def test_embedded_scenario_runs_external_sync_and_daily_etl(
                         "embeddedWarehouse": {
                             "persistence": {"storageClass": CLASS, "size": "1Gi"}
                         },
-                        "config": {"env": _worldbank_env(base_url)},
+                        "config": {"env": worldbank_env(base_url)},
                     }
                 )
             )
@@ -279,7 +180,7 @@ def test_embedded_scenario_runs_external_sync_and_daily_etl(
             status: dict[str, dict[str, Any]] = {}
             for pipeline in ("external-sync", "daily-etl"):
                 t0 = time.monotonic()
-                _smepulse("submit", pipeline, "-d", DAY, "-n", ns, env=submit_env, cwd=tmp_path)
+                smepulse("submit", pipeline, "-d", DAY, "-n", ns, env=submit_env, cwd=tmp_path)
                 name = f"{pipeline}-{DAY.replace('-', '')}"
                 status[pipeline] = runs.wait_terminal(name, timeout=900)
                 seconds[pipeline] = time.monotonic() - t0

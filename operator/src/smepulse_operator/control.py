@@ -109,7 +109,7 @@ def _start_stage(pipeline_name: str, failed: str, stages: list[dict[str, Any]]) 
     or None: the failures are on separate branches and the whole pipeline must run again."""
     pipeline = load_catalog().pipeline(pipeline_name)
     main = {s.name for s in pipeline.stages}
-    failures = {s.get("name") for s in stages if s.get("phase") == "Failed"} & main
+    failures = {str(s.get("name")) for s in stages if s.get("phase") == "Failed"} & main
     for candidate in [failed, *sorted(failures)]:
         if candidate in main and failures <= pipeline.downstream(candidate):
             return candidate
