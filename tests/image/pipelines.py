@@ -76,6 +76,37 @@ def replay(cluster: RealCluster, log: Path) -> Iterator[str]:
             proc.wait()
 
 
+def local_storage(
+    cluster: RealCluster, root: Path, class_name: str, sizes: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """A default StorageClass without provisioner (``WaitForFirstConsumer``) and one ``local``
+    PersistentVolume per size on a folder under ``root``, pinned to the node: what a cluster
+    admin with static local storage provides, and what the chart's default claims bind to."""
+    objects: list[dict[str, Any]] = [{
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": class_name, "annotations": {
+            "storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Retain",
+    }]  # fmt: skip
+    for i, size in enumerate(sizes):
+        path = root / f"pv{i}"
+        path.mkdir(parents=True)
+        objects.append({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": f"{class_name}-{i}"},
+            "spec": {
+                "capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain", "storageClassName": class_name,
+                "local": {"path": str(path)},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In",
+                     "values": [cluster.node_name]}]}]}},
+            },
+        })  # fmt: skip
+    return objects
+
+
 @contextlib.contextmanager
 def port_forward(cluster: RealCluster, namespace: str, target: str, port: int) -> Iterator[int]:
     """``kubectl port-forward <target> :<port>`` on loopback; yields the local port."""

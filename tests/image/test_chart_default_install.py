@@ -38,6 +38,7 @@ import pytest
 from kubernetes import client
 
 from tests.image.conftest import REPO, BuiltImages
+from tests.image.pipelines import local_storage
 from tests.images.build import DataImage, chart_set_args
 from tests.kube.realnode import RealCluster
 from tests.kube.wait import wait_for
@@ -55,36 +56,6 @@ COMPONENTS = {
     "operator": 1, "minio": 1, "postgresql": 1, "redis": 1, "mlflow": 1,
     "trino-coordinator": 1, "trino-worker": 1,
 }  # fmt: skip
-
-
-def _storage(cluster: RealCluster, root: Path) -> list[dict[str, Any]]:
-    """A default no-provisioner StorageClass and one local PV per default claim."""
-    objects: list[dict[str, Any]] = [
-        {
-            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-            "metadata": {"name": CLASS, "annotations": {
-                "storageclass.kubernetes.io/is-default-class": "true"}},
-            "provisioner": "kubernetes.io/no-provisioner",
-            "volumeBindingMode": "WaitForFirstConsumer",
-            "reclaimPolicy": "Retain",
-        }
-    ]  # fmt: skip
-    for i, size in enumerate(sorted(set(CLAIMS.values()))):
-        path = root / f"pv{i}"
-        path.mkdir(parents=True)
-        objects.append({
-            "apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": f"{CLASS}-{i}"},
-            "spec": {
-                "capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain", "storageClassName": CLASS,
-                "local": {"path": str(path)},
-                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                    {"key": "kubernetes.io/hostname", "operator": "In",
-                     "values": [cluster.node_name]}]}]}},
-            },
-        })  # fmt: skip
-    return objects
 
 
 def _pods(cluster: RealCluster, ns: str) -> list[dict[str, Any]]:
@@ -223,7 +194,9 @@ def test_default_install_upgrade_uninstall_on_real_node(
     core.patch_namespace(
         ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
     )
-    storage = _storage(cluster, tmp_path / "volumes")
+    storage = local_storage(
+        cluster, tmp_path / "volumes", CLASS, tuple(sorted(set(CLAIMS.values())))
+    )
     repository, tag = images.tags["operator"].rsplit(":", 1)
     image_args = [
         "--set", f"image.operator.repository={repository}",
