@@ -65,6 +65,12 @@ class BuiltImages:
     build_seconds: dict[str, float] = field(default_factory=dict)
     context: Path | None = None
 
+    @property
+    def chart(self) -> Path:
+        """The chart of the same clean clone: what is installed matches what was built
+        (uncommitted chart edits in the working tree stay out of these tests)."""
+        return (self.context or REPO) / "charts" / "smepulse"
+
 
 @pytest.fixture(scope="session")
 def docker() -> Docker:

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.image.conftest import REPO, BuiltImages
+from tests.image.conftest import BuiltImages
 from tests.image.pipelines import local_storage
 from tests.images.build import DataImage, chart_set_args
 from tests.kube.realnode import RealCluster
@@ -46,7 +46,6 @@ from tests.kube.wait import wait_for
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1500)]
 
 RELEASE = "smepulse"
-CHART = REPO / "charts" / "smepulse"
 CRD = "pipelineruns.smepulse.io"
 CLASS = "smepulse-test-local"
 #: The chart's default claims: name -> size (values.yaml `*.persistence.size`).
@@ -209,7 +208,7 @@ def test_default_install_upgrade_uninstall_on_real_node(
 
         started = time.monotonic()
         install = helm(
-            "install", RELEASE, str(CHART), "-n", ns, *image_args,
+            "install", RELEASE, str(images.chart), "-n", ns, *image_args,
             "--wait", "--timeout", "5m", check=False, timeout=420,
         )  # fmt: skip
         ready_seconds = time.monotonic() - started
@@ -252,7 +251,7 @@ def test_default_install_upgrade_uninstall_on_real_node(
         secrets = _secrets(cluster, ns)
         started = time.monotonic()
         upgrade = helm(
-            "upgrade", RELEASE, str(CHART), "-n", ns, *image_args,
+            "upgrade", RELEASE, str(images.chart), "-n", ns, *image_args,
             "--set", "config.logLevel=DEBUG", "--wait", "--timeout", "5m",
             check=False, timeout=420,
         )  # fmt: skip

@@ -43,14 +43,13 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.image.conftest import REPO, BuiltImages
+from tests.image.conftest import BuiltImages
 from tests.image.pipelines import Runs, replay, smepulse, worldbank_env
 from tests.image.worldbank_replay import FIXTURES, INDICATORS, PAGES
 from tests.kube.realnode import RealCluster
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
-CHART = REPO / "charts" / "smepulse"
 RELEASE = "smepulse"
 CRD = "pipelineruns.smepulse.io"
 DAY = "2025-06-30"
@@ -163,8 +162,8 @@ def test_embedded_scenario_runs_external_sync_and_daily_etl(
                 )
             )
             install = helm(
-                "install", RELEASE, str(CHART), "-n", ns,
-                "-f", str(CHART / "ci" / "embedded-values.yaml"), "-f", str(values),
+                "install", RELEASE, str(images.chart), "-n", ns,
+                "-f", str(images.chart / "ci" / "embedded-values.yaml"), "-f", str(values),
                 "--wait", "--timeout", "5m", check=False, timeout=420,
             )  # fmt: skip
             installed = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from tests.image.conftest import REPO, BuiltImages
+from tests.image.conftest import BuiltImages
 from tests.kube.realnode import RealCluster
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]
@@ -32,8 +32,8 @@ def test_chart_operator_ready_under_enforced_restricted(
     assert real_cluster.control_plane is not None
     helm = real_cluster.control_plane.helm
     install = helm(
-        "install", "smepulse", str(REPO / "charts" / "smepulse"), "-n", ns,
-        "-f", str(REPO / "charts" / "smepulse" / "ci" / "minimal-values.yaml"),
+        "install", "smepulse", str(images.chart), "-n", ns,
+        "-f", str(images.chart / "ci" / "minimal-values.yaml"),
         "--set", f"image.operator.repository={repository}",
         "--set", f"image.stages.repository={repository.replace('operator', 'stages')}",
         "--set", f"image.tag={tag}",
