@@ -64,7 +64,6 @@ from tests.kube.wait import wait_for
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(2700)]
 
-CHART = REPO / "charts" / "smepulse"
 RELEASE = "smepulse"
 CRD = "pipelineruns.smepulse.io"
 DAY = "2025-06-30"
@@ -138,11 +137,29 @@ def _trino_gold(port: int) -> dict[str, tuple[int, dict[str, str]]]:
         con.close()
 
 
+def _jobs(cluster: RealCluster, ns: str, run: str, stage: str = "") -> list[dict[str, Any]]:
+    selector = f"smepulse.io/run={run}" + (f",smepulse.io/stage={stage}" if stage else "")
+    items: list[dict[str, Any]] = cluster.kubectl_json("get", "jobs", "-n", ns, "-l", selector)[
+        "items"
+    ]
+    return items
+
+
 def _secret(cluster: RealCluster, ns: str, name: str, key: str) -> str:
     import base64
 
     doc = cluster.kubectl_json("get", "secret", "-n", ns, name)
     return base64.b64decode(doc["data"][key]).decode()
+
+
+def _admin_s3(cluster: RealCluster, ns: str, port: int) -> Any:
+    """MinIO's root user, as the cluster admin who loads bronze and looks at every prefix (each
+    workload's own key sees only its prefixes)."""
+    return boto3.client(
+        "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+        aws_access_key_id=_secret(cluster, ns, f"{RELEASE}-minio", "root-user"),
+        aws_secret_access_key=_secret(cluster, ns, f"{RELEASE}-minio", "root-password"),
+    )  # fmt: skip
 
 
 def _upload(folder: Path, s3: Any, bucket: str, prefix: str) -> int:
@@ -199,7 +216,7 @@ def test_every_pipeline_on_the_default_data_stack(
             values = tmp_path / "values.yaml"  # JSON in --set-string would need escaping
             values.write_text(yaml.safe_dump({"config": {"env": worldbank_env(base_url)}}))
             install = helm(
-                "install", RELEASE, str(CHART), "-n", ns,
+                "install", RELEASE, str(images.chart), "-n", ns,
                 "--set", f"image.operator.repository={repository}",
                 "--set", f"image.stages.repository={images.tags['stages'].rsplit(':', 1)[0]}",
                 "--set-string", f"image.tag={tag}", *chart_set_args(data_images),
@@ -215,14 +232,8 @@ def test_every_pipeline_on_the_default_data_stack(
 
             # Bronze, as a user loads it: through a port-forward to MinIO.
             with port_forward(cluster, ns, f"svc/{RELEASE}-minio", 9000) as port:
-                s3 = boto3.client(
-                    "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                    aws_access_key_id=_secret(cluster, ns, f"{RELEASE}-secrets",
-                                              "SMEPULSE_S3_ACCESS_KEY_ID"),
-                    aws_secret_access_key=_secret(cluster, ns, f"{RELEASE}-secrets",
-                                                  "SMEPULSE_S3_SECRET_ACCESS_KEY"),
-                )  # fmt: skip
-                assert _upload(seed / "bronze", s3, "smepulse", "bronze") > 0
+                assert _upload(seed / "bronze", _admin_s3(cluster, ns, port), "smepulse",
+                               "bronze") > 0  # fmt: skip
 
             def finish(name: str, what: str, timeout: float = 1200) -> None:
                 t0 = time.monotonic()
@@ -259,7 +270,20 @@ def test_every_pipeline_on_the_default_data_stack(
                 submit_env = {"SMEPULSE_KUBECONFIG": str(cluster.kubeconfig),
                               "SMEPULSE_LOG_FORMAT": "text"}  # fmt: skip
                 smepulse("submit", "daily-etl", "-d", DAY, "-n", ns, env=submit_env, cwd=tmp_path)
-                finish(f"daily-etl-{DAY.replace('-', '')}", "daily-etl")
+                daily = f"daily-etl-{DAY.replace('-', '')}"
+                # The operator's Pod is killed (no grace) the moment dbt-silver's Job appears;
+                # its Deployment starts another, which resumes the run without a second Job.
+                wait_for(lambda: _jobs(cluster, ns, daily, "dbt-silver"), timeout=300,
+                         interval=0.2, what="dbt-silver's Job")  # fmt: skip
+                cluster.kubectl("delete", "pod", "-n", ns, "-l",
+                                "app.kubernetes.io/component=operator", "--grace-period=0",
+                                "--force", "--wait=false")  # fmt: skip
+                finish(daily, "daily-etl")
+                per_stage = [j["metadata"]["labels"]["smepulse.io/stage"]
+                             for j in _jobs(cluster, ns, daily)]  # fmt: skip
+                assert sorted(per_stage) == sorted(set(per_stage)), f"a second Job: {per_stage}"
+                assert all(st["attempts"] == 1 for st in status["daily-etl"]["stages"]
+                           if st.get("attempts")), status["daily-etl"]["stages"]  # fmt: skip
                 finish(f"ml-predict-{DAY.replace('-', '')}", "ml-predict")
                 local_seconds = local.result()
 
@@ -277,6 +301,36 @@ def test_every_pipeline_on_the_default_data_stack(
                 .split("/")[-1]
             )
             finish(training, "ml-training", timeout=1800)
+
+        # -- a dbt stage cancelled mid-build stops on SIGTERM; the gold it replaces stays ------
+        rerun = f"daily-etl-{DAY.replace('-', '')}-cancelled"
+        cluster.kubectl("create", "-n", ns, "-f", "-", input=yaml.safe_dump({
+            "apiVersion": "smepulse.io/v1alpha1", "kind": "PipelineRun",
+            "metadata": {"name": rerun},
+            "spec": {"pipeline": "daily-etl", "logicalDate": DAY, "stages": ["dbt-gold-facts"]},
+        }))  # fmt: skip
+
+        def running() -> dict[str, Any] | None:
+            for pod in cluster.kubectl_json("get", "pods", "-n", ns, "-l",
+                                            f"smepulse.io/run={rerun}")["items"]:  # fmt: skip
+                states = pod["status"].get("containerStatuses") or [{}]
+                if "running" in states[0].get("state", {}):
+                    return dict(pod)
+            return None
+
+        pod = wait_for(running, timeout=300, interval=0.5, what=f"{rerun}'s dbt Pod running")
+        time.sleep(3)  # dbt is parsing or building by now
+        grace = int(pod["spec"].get("terminationGracePeriodSeconds") or 30)
+        cancelled = time.monotonic()
+        runs.custom.patch_namespaced_custom_object(
+            "smepulse.io", "v1alpha1", ns, "pipelineruns", rerun, {"spec": {"cancel": True}}
+        )
+        end = runs.wait_terminal(rerun, timeout=120)
+        wait_for(lambda: not running(), timeout=grace, interval=0.5,
+                 what=f"the dbt Pod gone within its {grace} s grace period")  # fmt: skip
+        stopped_after = time.monotonic() - cancelled
+        assert end["phase"] == "Cancelled", end
+        assert stopped_after < grace, stopped_after
 
         # -- checks through the cluster -------------------------------------------------------
         with port_forward(cluster, ns, f"svc/{RELEASE}-trino", 8080) as port:
@@ -313,13 +367,7 @@ def test_every_pipeline_on_the_default_data_stack(
             assert version.tags.get("logical_date") == DAY, version.tags
 
         with port_forward(cluster, ns, f"svc/{RELEASE}-minio", 9000) as port:
-            s3 = boto3.client(
-                "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                aws_access_key_id=_secret(cluster, ns, f"{RELEASE}-secrets",
-                                          "SMEPULSE_S3_ACCESS_KEY_ID"),
-                aws_secret_access_key=_secret(cluster, ns, f"{RELEASE}-secrets",
-                                              "SMEPULSE_S3_SECRET_ACCESS_KEY"),
-            )  # fmt: skip
+            s3 = _admin_s3(cluster, ns, port)
             keys = {o["Key"] for o in s3.list_objects_v2(Bucket="smepulse", Prefix="reports/")
                     .get("Contents", [])}  # fmt: skip
             assert f"reports/ml-predict-{DAY}.html" in keys, keys
@@ -349,5 +397,6 @@ def test_every_pipeline_on_the_default_data_stack(
         f"generated), external-sync {seconds['external-sync']:.0f} s, daily-etl "
         f"{seconds['daily-etl']:.0f} s, ml-predict after it {seconds['ml-predict']:.0f} s, "
         f"ml-training {seconds['ml-training']:.0f} s; the embedded default on this machine "
-        f"{local_seconds:.0f} s (alongside); {len(got)} gold tables equal"
+        f"{local_seconds:.0f} s (alongside); {len(got)} gold tables equal; a dbt stage "
+        f"cancelled mid-build gone in {stopped_after:.1f} s"
     )
