@@ -207,6 +207,27 @@ Usage: include "smepulse.secretValue" (dict "ctx" $ "secret" NAME "key" KEY "val
 {{- include "smepulse.secretValue" (dict "ctx" . "secret" (include "smepulse.componentName" (list . "minio")) "key" "root-password" "value" .Values.minio.auth.rootPassword) -}}
 {{- end -}}
 
+{{- /*
+The chart's own MinIO users (minio.enabled): one per workload, made by the `users` container of
+MinIO's Pod (files/scripts/minio_users.py) with its own policy. Access keys are fixed names
+(smepulse-stages, smepulse-trino, smepulse-mlflow), secret keys generated once and kept
+(smepulse.secretValue) in the minio-users Secret, or read from minio.auth.existingSecret
+(keys stages-secret-key, trino-secret-key, mlflow-secret-key).
+Usage: include "smepulse.minio.userSecretKey" (list $ "trino")
+*/}}
+{{- define "smepulse.minio.usersSecretName" -}}
+{{- default (include "smepulse.componentName" (list . "minio-users")) .Values.minio.auth.existingSecret -}}
+{{- end -}}
+
+{{- define "smepulse.minio.userAccessKey" -}}
+{{- printf "smepulse-%s" (index . 1) -}}
+{{- end -}}
+
+{{- define "smepulse.minio.userSecretKey" -}}
+{{- $ctx := index . 0 -}}
+{{- include "smepulse.secretValue" (dict "ctx" $ctx "secret" (include "smepulse.minio.usersSecretName" $ctx) "key" (printf "%s-secret-key" (index . 1)) "value" "") -}}
+{{- end -}}
+
 {{- define "smepulse.postgresql.secretName" -}}
 {{- if .Values.postgresql.enabled -}}
 {{- default (include "smepulse.componentName" (list . "postgresql")) .Values.postgresql.auth.existingSecret -}}
@@ -237,6 +258,39 @@ Usage: include "smepulse.secretValue" (dict "ctx" $ "secret" NAME "key" KEY "val
 
 {{- define "smepulse.postgresql.username" -}}
 {{- if .Values.postgresql.enabled }}{{ .Values.postgresql.auth.username }}{{ else }}{{ .Values.postgresql.external.username }}{{ end -}}
+{{- end -}}
+
+{{- /*
+Each workload's own PostgreSQL role (postgresql.enabled): role mlflow, iceberg (Trino's Iceberg
+catalog) or metabase, owner of its database, made by the `roles` container of PostgreSQL's Pod;
+passwords generated once and kept in the postgresql-roles Secret, or read from
+postgresql.auth.existingSecret (keys mlflow-password, iceberg-password, metabase-password). With an external PostgreSQL
+every workload uses postgresql.external's user and Secret, as before.
+Usage: include "smepulse.postgresql.workloadUser" (list $ "mlflow"), and likewise
+workloadSecretName and workloadPasswordKey.
+*/}}
+{{- define "smepulse.postgresql.rolesSecretName" -}}
+{{- default (include "smepulse.componentName" (list . "postgresql-roles")) .Values.postgresql.auth.existingSecret -}}
+{{- end -}}
+
+{{- define "smepulse.postgresql.rolePassword" -}}
+{{- $ctx := index . 0 -}}
+{{- include "smepulse.secretValue" (dict "ctx" $ctx "secret" (include "smepulse.postgresql.rolesSecretName" $ctx) "key" (printf "%s-password" (index . 1)) "value" "") -}}
+{{- end -}}
+
+{{- define "smepulse.postgresql.workloadUser" -}}
+{{- $ctx := index . 0 -}}
+{{- if $ctx.Values.postgresql.enabled }}{{ index . 1 }}{{ else }}{{ $ctx.Values.postgresql.external.username }}{{ end -}}
+{{- end -}}
+
+{{- define "smepulse.postgresql.workloadSecretName" -}}
+{{- $ctx := index . 0 -}}
+{{- if $ctx.Values.postgresql.enabled }}{{ include "smepulse.postgresql.rolesSecretName" $ctx }}{{ else }}{{ include "smepulse.postgresql.secretName" $ctx }}{{ end -}}
+{{- end -}}
+
+{{- define "smepulse.postgresql.workloadPasswordKey" -}}
+{{- $ctx := index . 0 -}}
+{{- if $ctx.Values.postgresql.enabled }}{{ index . 1 }}-password{{ else }}{{ include "smepulse.postgresql.passwordKey" $ctx }}{{ end -}}
 {{- end -}}
 
 {{- define "smepulse.redis.secretName" -}}

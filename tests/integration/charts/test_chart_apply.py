@@ -95,13 +95,17 @@ def test_upgrade_keeps_generated_secrets(
         f"{release}-smepulse-minio": "root-password",
         f"{release}-smepulse-postgresql": "password",
         f"{release}-smepulse-redis": "password",
+        f"{release}-smepulse-minio-users": "stages-secret-key",
+        f"{release}-smepulse-postgresql-roles": "mlflow-password",
     }
     for name, key in generated.items():
         assert len(before[name][key]) == 32, name
     stages = before[f"{release}-smepulse-secrets"]
+    # The stages' own MinIO user, not the root pair.
+    assert stages["SMEPULSE_S3_ACCESS_KEY_ID"] == "smepulse-stages"
     assert (
         stages["SMEPULSE_S3_SECRET_ACCESS_KEY"]
-        == before[f"{release}-smepulse-minio"]["root-password"]
+        == before[f"{release}-smepulse-minio-users"]["stages-secret-key"]
     )
 
     kube_cluster.helm("upgrade", release, str(CHART), *common, "--set", "redis.maxMemory=128mb")

@@ -55,10 +55,23 @@ def _psql(dsn: str, sql: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def initialised(rendered: list[Manifest], postgres: str) -> str:
-    """Run the init script as the postgres image does (psql, stop on the first error)."""
-    script = find(rendered, "ConfigMap", "smepulse-postgresql-init")["data"]["01-smepulse.sql"]
-    _psql(postgres, script)
+def initialised(
+    rendered: list[Manifest], postgres: str, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """Run the init script as the postgres image does (psql, stop on the first error), then the
+    workloads' roles as the Pod's `roles` container does (Trino logs in as `iceberg`)."""
+    data = find(rendered, "ConfigMap", "smepulse-postgresql-init")["data"]
+    _psql(postgres, data["01-smepulse.sql"])
+    folder = tmp_path_factory.mktemp("roles-sql")
+    for key in ("workload-roles.sql", "workload-role.sql"):
+        (folder / key).write_text(data[key])
+    env = {"PATH": os.environ["PATH"]}
+    env |= {f"{r}_DB_PASSWORD": f"{r.lower()}-password" for r in ("MLFLOW", "ICEBERG", "METABASE")}
+    proc = subprocess.run(
+        ["psql", "-X", "-q", "-d", postgres, "-f", str(folder / "workload-roles.sql")],
+        env=env, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
     return postgres
 
 
@@ -157,7 +170,8 @@ def test_trino_starts_on_the_chart_configuration(
             time.sleep(2)
         catalogs = {row[0] for row in _trino_answers(port, "show catalogs")}
         assert {"lakehouse", "bronze", "memory"} <= catalogs
-        # The Iceberg JDBC catalog works on the init script's tables (a namespace is a row).
+        # The Iceberg JDBC catalog works on the init script's tables (a namespace is a row),
+        # as the chart's own `iceberg` role (lakehouse.properties' connection-user).
         _trino_answers(port, "create schema lakehouse.probe")
         schemas = {row[0] for row in _trino_answers(port, "show schemas from lakehouse")}
         assert "probe" in schemas

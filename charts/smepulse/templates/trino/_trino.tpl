@@ -48,20 +48,35 @@ spec:
         - name: POSTGRES_PASSWORD
           valueFrom:
             secretKeyRef:
-              name: {{ include "smepulse.postgresql.secretName" $root }}
-              key: {{ include "smepulse.postgresql.passwordKey" $root }}
+              name: {{ include "smepulse.postgresql.workloadSecretName" (list $root "iceberg") }}
+              key: {{ include "smepulse.postgresql.workloadPasswordKey" (list $root "iceberg") }}
+        {{- if $root.Values.minio.enabled }}
+        # Its own MinIO user (minio-users Secret), not the root user.
+        - name: S3_ACCESS_KEY
+          value: {{ include "smepulse.minio.userAccessKey" (list $root "trino") | quote }}
+        {{- else }}
         - name: S3_ACCESS_KEY
           valueFrom:
             secretKeyRef:
               name: {{ include "smepulse.config.secretName" $root }}
               key: SMEPULSE_S3_ACCESS_KEY_ID
               optional: true
+        {{- end }}
+        {{- if $root.Values.minio.enabled }}
+        # Its own MinIO user (minio-users Secret), not the root user.
+        - name: S3_SECRET_KEY
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "smepulse.minio.usersSecretName" $root }}
+              key: trino-secret-key
+        {{- else }}
         - name: S3_SECRET_KEY
           valueFrom:
             secretKeyRef:
               name: {{ include "smepulse.config.secretName" $root }}
               key: SMEPULSE_S3_SECRET_ACCESS_KEY
               optional: true
+        {{- end }}
       ports:
         - name: http
           containerPort: 8080
