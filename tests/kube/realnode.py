@@ -234,6 +234,10 @@ def _stop_all_at_exit() -> None:
             cluster.stop()
 
 
+#: Free space a node run needs where its work folder is (containerd's images, volumes, logs).
+MIN_FREE_BYTES = 12 * 2**30
+
+
 class RealCluster:
     """Control plane + a real node (kubelet, containerd, kube-proxy) in its own netns.
 
@@ -325,6 +329,15 @@ class RealCluster:
         started = time.monotonic()
         deadline = started + timeout
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.workdir).free
+        if free < MIN_FREE_BYTES:
+            # Seen: 7 GiB free, the images imported, then every Pod Pending for Helm's whole
+            # wait while kubelet reclaimed ephemeral storage. Say so before starting anything.
+            raise NodeError(
+                f"only {free / 2**30:.1f} GiB free on the file system of {self.workdir} (a node "
+                f"run needs {MIN_FREE_BYTES / 2**30:.0f} GiB: imported images, volumes, logs); "
+                "free space first, e.g. `docker image prune` on the test engine"
+            )
         _LIVE.add(self)
         try:
             self._make_network()
