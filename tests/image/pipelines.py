@@ -26,6 +26,16 @@ GROUP, VERSION, PLURAL = "smepulse.io", "v1alpha1", "pipelineruns"
 SMEPULSE = str(Path(sys.executable).with_name("smepulse"))
 
 
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def worldbank_env(base_url: str) -> dict[str, str]:
     return {
         "SMEPULSE_WORLDBANK_BASE_URL": base_url,
@@ -68,12 +78,7 @@ def replay(cluster: RealCluster, log: Path) -> Iterator[str]:
         assert port.isdigit(), f"the World Bank replay did not start: {proc.stderr.read()[-2000:]}"
         yield f"http://{cluster.node_ip}:{port}/v2"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 def local_storage(
@@ -124,12 +129,7 @@ def port_forward(cluster: RealCluster, namespace: str, target: str, port: int) -
         assert found, f"kubectl port-forward {target}: {line!r} {proc.stderr.read()[-1000:]}"
         yield int(found.group(1))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 class Runs:
