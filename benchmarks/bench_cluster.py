@@ -82,7 +82,9 @@ def _images(work: Path) -> tuple[dict[str, str], dict[str, Any]]:
         shutil.copyfile(bundle, clone / "build-ca.pem")
     run = uuid.uuid4().hex[:8]
     tags = {t: f"smepulse-bench/{t}:{run}" for t in TARGETS}
-    base = engine["SMEPULSE_BASE_IMAGE"]
+    base = engine.get("SMEPULSE_BASE_IMAGE") or os.environ.get("SMEPULSE_BASE_IMAGE") or ""
+    if not base:
+        raise SystemExit('no base image: eval "$(bash scripts/docker-tools.sh)" first')
     for target in TARGETS:
         seconds = build(docker, clone, target, tags[target], base)
         print(f"built {target} in {seconds:.0f} s", flush=True)

@@ -20,7 +20,9 @@ pipeline is started the way users start them:
   ``spec.logicalDate`` DAY added, as its comment says for data that ends before today.
 
 Checks through the cluster: gold tables counted through Trino (port-forward), the champion
-aliases read from the MLflow server, the report objects in MinIO, and, the independent
+aliases read from the MLflow server, a second ml-predict in new Pods serving those champions
+(their models read back from MinIO through the server), the report and the MLflow artefacts in
+MinIO, and, the independent
 expectation, the same bronze built on this machine by ``smepulse run external-sync`` and
 ``smepulse run daily-etl`` (the embedded default: DuckDB, MLflow on SQLite, no Kubernetes)
 against the same replay: the same gold tables, the same row counts, and per column the same
@@ -365,6 +367,26 @@ def test_every_pipeline_on_the_default_data_stack(
                 name, version.version, version.tags,
             )  # fmt: skip
             assert version.tags.get("logical_date") == DAY, version.tags
+
+        # ml-predict again for DAY, in new Pods: it serves the champions now, their models
+        # read back through the MLflow server from MinIO (not from a Pod that is gone).
+        again = f"ml-predict-{DAY.replace('-', '')}-champion"
+        cluster.kubectl("create", "-n", ns, "-f", "-", input=yaml.safe_dump({
+            "apiVersion": "smepulse.io/v1alpha1", "kind": "PipelineRun",
+            "metadata": {"name": again},
+            "spec": {"pipeline": "ml-predict", "logicalDate": DAY},
+        }))  # fmt: skip
+        finish(again, "ml-predict with the champions")
+        with port_forward(cluster, ns, f"svc/{RELEASE}-trino", 8080) as port:
+            con = trino.dbapi.connect(host="127.0.0.1", port=port, user="smepulse",
+                                      catalog="lakehouse")  # fmt: skip
+            cur = con.cursor()
+            cur.execute("select distinct model_name, model_version from gold.ml_cashflow_forecast")
+            served = cur.fetchall()
+            con.close()
+        assert served == [
+            ["smepulse-uc09-cashflow", champions["smepulse-uc09-cashflow"].version]
+        ], served
 
         with port_forward(cluster, ns, f"svc/{RELEASE}-minio", 9000) as port:
             s3 = _admin_s3(cluster, ns, port)

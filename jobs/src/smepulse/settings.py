@@ -132,7 +132,10 @@ class Settings(BaseSettings):
         description="Default sqlite:///<home>/mlflow.db.",
     )
     mlflow_artifact_uri: str | None = Field(
-        None, description="Artifact root for new experiments. Default <home>/mlartifacts."
+        None,
+        description="Artifact root for new experiments. Default: <home>/mlartifacts with a "
+        "local store; with an MLflow server (http/https tracking URI), the server's own "
+        "(in the chart: proxied to s3://<bucket>/<mlflowPrefix>).",
     )
     mlflow_experiment_prefix: str = "smepulse"
 
@@ -343,9 +346,14 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
     @property
-    def artifact_uri(self) -> str:
+    def artifact_uri(self) -> str | None:
+        """Artifact root of new experiments; None: the MLflow server's default. A local
+        folder under a server would put the models in the stage Pod's own file system, gone
+        with the Pod (seen on the real node: nothing under the bucket's MLflow prefix)."""
         if self.mlflow_artifact_uri:
             return self.mlflow_artifact_uri
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return None
         return (self.home / "mlartifacts").resolve().as_uri()
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -349,3 +350,49 @@ def test_a_champion_trained_after_the_logical_date_is_refused_not_replaced(
         uc09_predict.run(_settings(trained.home, logical_date=early))
     mlflow = MlflowClient(tracking_uri=trained.tracking_uri, registry_uri=trained.tracking_uri)
     assert mlflow.search_model_versions("name = 'smepulse-uc09-baseline'") == []
+
+
+def test_with_an_mlflow_server_the_models_go_to_its_artifact_store_not_the_pods_folder(
+    tmp_path: Path,
+) -> None:
+    """A real ``mlflow server --serve-artifacts`` on loopback, as the chart runs it (there with
+    S3 behind it; here a folder). Before, experiments were created with ``<home>/mlartifacts``
+    as their location even under a server: on the real node the models stayed in the stage
+    Pod's own /tmp and the bucket's MLflow prefix was empty."""
+    import socket
+    import time as _time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = tmp_path / "server-artifacts"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--serve-artifacts", "--artifacts-destination", str(store)],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = _time.monotonic() + 90
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert _time.monotonic() < deadline and server.poll() is None, "no MLflow server"
+                _time.sleep(0.5)
+        home = tmp_path / "pod"
+        settings = _settings(home, mlflow_tracking_uri=f"http://127.0.0.1:{port}")
+        assert settings.artifact_uri is None
+        _load_silver(settings)
+        uc09_predict.run(settings)  # registers the seasonal-naive baseline: a logged model
+        version = MlflowClient(f"http://127.0.0.1:{port}").get_model_version(
+            "smepulse-uc09-baseline", "1"
+        )
+        assert version.source.startswith("mlflow-artifacts:/"), version.source
+        assert any(p.name == "MLmodel" for p in store.rglob("MLmodel")), "not in the server store"
+        assert not (home / "mlartifacts").exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

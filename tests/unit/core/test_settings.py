@@ -30,7 +30,7 @@ def test_defaults_select_the_embedded_stack(
     assert not s.bronze_is_s3
     assert s.warehouse_path == Path(".smepulse/warehouse.duckdb")
     assert s.tracking_uri == f"sqlite:///{tmp_path / '.smepulse' / 'mlflow.db'}"
-    assert s.artifact_uri.startswith("file://")
+    assert (s.artifact_uri or "").startswith("file://")
     assert s.redis_url is None
 
 

@@ -2,7 +2,8 @@
 
 Tracking URI from settings (``sqlite:///<home>/mlflow.db`` embedded, the MLflow server in the
 cluster); new experiments get their artifact location under ``settings.artifact_uri`` (a local
-folder or S3). The serving alias is ``champion``; only ``validate-models`` moves it.
+folder or S3), or, with an MLflow server and no artifact URI set, the server's own root (the
+chart's server proxies it to S3). The serving alias is ``champion``; only ``validate-models`` moves it.
 
 On the embedded stack uc09-train and uc10-train run in parallel against one SQLite file; SQLite
 (and MLflow's schema migration on a fresh file) does not like concurrent writers, so MLflow
@@ -74,7 +75,8 @@ def experiment_id(client: Any, settings: Settings, use_case: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
-    location = f"{settings.artifact_uri.rstrip('/')}/{name}"
+    root = settings.artifact_uri
+    location = f"{root.rstrip('/')}/{name}" if root else None  # None: the server's own root
     return str(client.create_experiment(name, artifact_location=location))
 
 
