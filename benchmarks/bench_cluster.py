@@ -140,10 +140,12 @@ def _s3(cluster: RealCluster, port: int) -> Any:
 def _load_bronze(cluster: RealCluster, bronze: Path) -> int:
     with port_forward(cluster, NS, f"svc/{RELEASE}-minio", 9000) as port:
         s3 = _s3(cluster, port)
+        # Only the generator's tables: external-sync's own bronze (ext_provinces, ...) stays.
         old = [
             {"Key": o["Key"]}
+            for table in sorted(p.name for p in bronze.iterdir() if p.is_dir())
             for page in s3.get_paginator("list_objects_v2").paginate(
-                Bucket="smepulse", Prefix="bronze/"
+                Bucket="smepulse", Prefix=f"bronze/{table}/"
             )
             for o in page.get("Contents", [])
         ]
