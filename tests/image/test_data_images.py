@@ -76,7 +76,7 @@ class Minio:
 @pytest.fixture(scope="module")
 def minio(
     docker: Docker, data_images: dict[str, DataImage], rendered: list[dict[str, Any]],
-    tmp_path_factory: pytest.TempPathFactory,
+    images: BuiltImages, tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Minio]:  # fmt: skip
     spec = dockerpod.PodContainer.of(
         rendered, "StatefulSet", "smepulse-minio", "minio", tmp_path_factory.mktemp("minio")
@@ -99,7 +99,17 @@ def minio(
         )
         # What the chart's `buckets` init container (operator image) creates before MinIO starts.
         endpoint.client().create_bucket(Bucket="smepulse")
-        yield endpoint
+        # And its `users` container (stages image): each workload's own user and policy, which
+        # Trino and MLflow log in with.
+        users = dockerpod.PodContainer.of(
+            rendered, "StatefulSet", "smepulse-minio", "users",
+            tmp_path_factory.mktemp("minio-users"),
+        )  # fmt: skip
+        users.extra_env["MINIO_URL"] = endpoint.url
+        with dockerpod.started(docker.run, users, images.tags["stages"]) as sidecar:
+            sidecar.wait_for(lambda: dockerpod.probe(sidecar, users.container, "readiness", {}),
+                             120, "the users container's readiness")  # fmt: skip
+            yield endpoint
 
 
 @dataclass(frozen=True)
@@ -131,11 +141,21 @@ def postgres(
     # PGPORT moves both the server and the probe's pg_isready; the image's CMD is `postgres`.
     spec.extra_env["PGPORT"] = str(port)
     spec.extra_args = ["postgres", "-c", "listen_addresses=127.0.0.1"]
+    # The Pod's `roles` container too: each workload's own role (Trino's catalog logs in as
+    # `iceberg`), made by the chart's script as the superuser over loopback.
+    roles = dockerpod.PodContainer.of(
+        rendered, "StatefulSet", "smepulse-postgresql", "roles",
+        tmp_path_factory.mktemp("postgres-roles"),
+    )  # fmt: skip
+    roles.extra_env["PGPORT"] = str(port)
     with dockerpod.started(docker.run, spec, data_images["postgres"].ref) as running:
         running.wait_for(lambda: dockerpod.probe(running, spec.container, "readiness", {}), 90,
                          "PostgreSQL readiness (pg_isready)")  # fmt: skip
-        env = spec.env()
-        yield Postgres(port, env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
+        with dockerpod.started(docker.run, roles, data_images["postgres"].ref) as sidecar:
+            sidecar.wait_for(lambda: dockerpod.probe(sidecar, roles.container, "readiness", {}),
+                             90, "the roles container's readiness")  # fmt: skip
+            env = spec.env()
+            yield Postgres(port, env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
 
 
 def test_data_images_declare_the_chart_uids_and_rebuild_as_no_op(
@@ -178,8 +198,14 @@ def test_chart_set_args_select_the_test_images(
         "trino": ("Deployment", "smepulse-trino-coordinator"),
     }
     for name, (kind, workload) in workloads.items():
-        (container,) = dockerpod.pod_spec(manifests, kind, workload)["containers"]
-        assert container["image"] == data_images[name].ref, (name, container["image"])
+        containers = dockerpod.pod_spec(manifests, kind, workload)["containers"]
+        # The service's own container first; PostgreSQL's `roles` runs the same image, MinIO's
+        # `users` the stages image (Python for the admin API), not a data image.
+        assert containers[0]["image"] == data_images[name].ref, (name, containers[0]["image"])
+        for extra in containers[1:]:
+            want = data_images[name].ref if extra["name"] == "roles" else None
+            if want:
+                assert extra["image"] == want, (name, extra["name"], extra["image"])
     (worker,) = dockerpod.pod_spec(manifests, "Deployment", "smepulse-trino-worker")["containers"]
     assert worker["image"] == data_images["trino"].ref
 
