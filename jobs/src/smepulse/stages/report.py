@@ -362,13 +362,11 @@ def report_location(settings: Settings, pipeline: str, day: str) -> str | None:
     return f"s3://{bucket}/{key}"
 
 
-def _upload(settings: Settings, name: str, text: str, content_type: str) -> str:
-    from smepulse.bronze.store import s3_client
-
+def _upload(settings: Settings, client: Any, name: str, text: str, content_type: str) -> str:
     bucket, key = _s3_key(settings, name)
     try:
         # One PUT: the object appears whole or not at all, as a local rename does.
-        s3_client(settings).put_object(
+        client.put_object(
             Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type
         )
     except Exception as exc:
@@ -387,8 +385,11 @@ def run(settings: Settings) -> None:
     for problem in data.problems:
         log.info("report section not available: %s", problem)
     if (settings.reports_uri or "").startswith("s3://"):
-        html_at = _upload(settings, f"{stem}.html", html, "text/html; charset=utf-8")
-        md_at = _upload(settings, f"{stem}.md", md, "text/markdown; charset=utf-8")
+        from smepulse.bronze.store import s3_client
+
+        client = s3_client(settings)  # one client for both objects
+        html_at = _upload(settings, client, f"{stem}.html", html, "text/html; charset=utf-8")
+        md_at = _upload(settings, client, f"{stem}.md", md, "text/markdown; charset=utf-8")
     else:
         html_path = settings.reports_dir / f"{stem}.html"
         md_path = settings.reports_dir / f"{stem}.md"
