@@ -15,9 +15,11 @@
 #      ~/.cache/smepulse/tools (first time only: scripts/k8s-tools.sh, node-tools.sh,
 #      minio-tools.sh, trino-tools.sh);
 #   4. Redis and PostgreSQL started on free loopback ports for this run (stopped on exit);
-#   5. ruff, mypy --strict, sqlfluff, actionlint; then pytest layer by layer (unit, integration,
-#      e2e, image: the Docker engine and base images come from scripts/docker-tools.sh; e2e
-#      and image start a real kubelet + containerd node, tests/kube/realnode.py).
+#   5. ruff, mypy --strict, sqlfluff, actionlint; then pytest layer by layer in two lanes side
+#      by side: unit then integration, beside e2e then image (the Docker engine and base images
+#      come from scripts/docker-tools.sh; e2e and image start a real kubelet + containerd node,
+#      tests/kube/realnode.py). Each output line names its layer, e.g. "[integration] ...".
+#      SMEPULSE_TEST_PARALLEL=0 runs the layers one after another.
 # pytest's "no tests collected" (exit 5) counts as a failure: a marker must select something,
 # and so does any skipped test not in tests/skip-allowlist.txt.
 set -euo pipefail
@@ -28,6 +30,22 @@ cache=${SMEPULSE_CACHE:-$HOME/.cache/smepulse}
 mkdir -p "$cache"
 venv="$cache/venv-$(printf '%s' "$repo" | sha1sum | cut -c1-10)"
 step() { printf '\n==> %s  [%s, %ds since start]\n' "$*" "$(date +%T)" "$SECONDS"; }
+run_dir=$(mktemp -d /tmp/smepulse-test.XXXXXX)
+pids=()
+# Stop a background job and everything it started (a lane's pytest and its services).
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+cleanup() {
+  for pid in "${pids[@]}"; do kill_tree "$pid"; done
+  if [ -n "${pg_data:-}" ]; then su postgres -s /bin/sh -c "$pg_bin/pg_ctl -D $pg_data -m immediate stop" >/dev/null 2>&1 || true; fi
+  rm -rf "$run_dir"
+  # The Docker engine only if this run started it (scripts/docker-tools.sh --stop: its pid file).
+  if [ "${SMEPULSE_DOCKERD_STARTED:-0}" = 1 ]; then bash scripts/docker-tools.sh --stop || true; fi
+}
+trap cleanup EXIT
 
 step "Debian packages"
 need=()
@@ -70,6 +88,12 @@ export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" UV_PROJECT_ENVIRONMENT="$venv"
 "$uv" sync --frozen --extra test --quiet
 echo "uv $uv_version: synced to uv.lock ($(( $(date +%s) - start ))s)"
 
+# Trino and its JDK are downloads (Maven Central, PyPI), not compiles: fetch them while Go
+# builds the Kubernetes tools below; waited for before the services start.
+bash scripts/trino-tools.sh >"$run_dir/trino-tools.log" 2>&1 &
+trino_pid=$!
+pids+=("$trino_pid")
+
 step "Kubernetes tools (cached in $cache/tools)"
 start=$(date +%s)
 SMEPULSE_KUBE_BIN=$(bash scripts/k8s-tools.sh --print-bin-dir)
@@ -85,20 +109,11 @@ echo "node tools in $SMEPULSE_NODE_BIN_DIR ($(( $(date +%s) - start ))s)"
 step "MinIO and Trino (cached in $cache/tools)"
 start=$(date +%s)
 bash scripts/minio-tools.sh
-bash scripts/trino-tools.sh
+wait "$trino_pid" || { cat "$run_dir/trino-tools.log" >&2; echo "scripts/trino-tools.sh failed" >&2; exit 1; }
+cat "$run_dir/trino-tools.log"
 echo "($(( $(date +%s) - start ))s)"
 
 step "Services: Redis, PostgreSQL"
-run_dir=$(mktemp -d /tmp/smepulse-test.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  if [ -n "${pg_data:-}" ]; then su postgres -s /bin/sh -c "$pg_bin/pg_ctl -D $pg_data -m immediate stop" >/dev/null 2>&1 || true; fi
-  rm -rf "$run_dir"
-  # The Docker engine only if this run started it (scripts/docker-tools.sh --stop: its pid file).
-  if [ "${SMEPULSE_DOCKERD_STARTED:-0}" = 1 ]; then bash scripts/docker-tools.sh --stop || true; fi
-}
-trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$run_dir" \
@@ -129,29 +144,60 @@ deptry .  # no unused or undeclared dependency (pyproject.toml [tool.deptry])
 if [ -f .sqlfluff ]; then sqlfluff lint dbt/models --disable-progress-bar --nocolor; fi
 bash scripts/actionlint.sh   # .github/workflows (actionlint built from the Go module proxy, cached)
 
-# The image layer builds images; the e2e layer's real node (tests/kube/realnode.py) runs the
-# base images as containers.
-case " $layers " in
-  *" image "* | *" e2e "*)
-    step "Docker engine and base images (scripts/docker-tools.sh)"
-    start=$(date +%s)
-    eval "$(bash scripts/docker-tools.sh)"
-    echo "docker at $DOCKER_HOST, base image $SMEPULSE_BASE_IMAGE ($(( $(date +%s) - start ))s)"
-    ;;
-esac
-
 # A missing control plane, service, browser or test package fails the run instead of skipping
 # its tests; any other skip fails it too unless tests/skip-allowlist.txt lists it with a reason
 # (tests/skipcheck.py; pyproject's -ra prints every skip's reason).
 export SMEPULSE_REQUIRE_KUBE=1 SMEPULSE_REQUIRE_SERVICES=1
-for layer in $layers; do
+
+# One layer: pytest -m LAYER, every line prefixed with [LAYER] (two lanes share the output).
+run_layer() {
+  local layer=$1 rc
   step "pytest -m $layer"
   set +e
-  python -m pytest -m "$layer" -p no:cacheprovider --timeout=1800 -q \
-    --skip-allowlist=tests/skip-allowlist.txt
-  rc=$?
+  python -m pytest -m "$layer" -p no:cacheprovider --timeout=1800 -v --durations=10 \
+    --skip-allowlist=tests/skip-allowlist.txt 2>&1 | sed -u "s/^/[$layer] /"
+  rc=${PIPESTATUS[0]}
   set -e
-  if [ "$rc" -eq 5 ]; then echo "pytest -m $layer collected no tests: failing" >&2; exit 1; fi
-  [ "$rc" -eq 0 ] || exit "$rc"
+  if [ "$rc" -eq 5 ]; then echo "[$layer] pytest -m $layer collected no tests: failing" >&2; return 1; fi
+  [ "$rc" -eq 0 ] || { echo "[$layer] pytest -m $layer failed (exit $rc)" >&2; return "$rc"; }
+  step "pytest -m $layer passed"
+}
+run_lane() { local layer; for layer in "$@"; do run_layer "$layer" || return; done; }
+
+# Two lanes: unit + integration (real services on loopback, a control plane without a node)
+# beside e2e + image (the Docker engine and the real node, which only they use). They share no
+# port, database or folder, and side by side they take about 20 minutes less than one after the
+# other. SMEPULSE_TEST_PARALLEL=0 runs the layers one after another.
+lane_a=() lane_b=()
+for layer in $layers; do
+  case $layer in
+    e2e | image) lane_b+=("$layer") ;;
+    *) lane_a+=("$layer") ;;
+  esac
 done
+if [ ${#lane_b[@]} -gt 0 ]; then
+  # The e2e layer's real node runs the base images as containers; the image layer builds on them.
+  step "Docker engine and base images (scripts/docker-tools.sh)"
+  start=$(date +%s)
+  eval "$(bash scripts/docker-tools.sh)"
+  echo "docker at $DOCKER_HOST, base image $SMEPULSE_BASE_IMAGE ($(( $(date +%s) - start ))s)"
+fi
+if [ "${SMEPULSE_TEST_PARALLEL:-1}" = 0 ] || [ ${#lane_a[@]} -eq 0 ] || [ ${#lane_b[@]} -eq 0 ]; then
+  run_lane "${lane_a[@]}" "${lane_b[@]}"
+else
+  step "two lanes side by side: [${lane_a[*]}] and [${lane_b[*]}]"
+  run_lane "${lane_a[@]}" &
+  lane_a_pid=$!
+  pids+=("$lane_a_pid")
+  set +e
+  run_lane "${lane_b[@]}"
+  rc_b=$?
+  wait "$lane_a_pid"
+  rc_a=$?
+  set -e
+  if [ "$rc_a" -ne 0 ] || [ "$rc_b" -ne 0 ]; then
+    echo "failed: lane [${lane_a[*]}] exit $rc_a, lane [${lane_b[*]}] exit $rc_b" >&2
+    exit 1
+  fi
+fi
 step "all layers passed: $layers"
