@@ -31,6 +31,7 @@ def _run(
     keys: dict[str, tuple[str, str]],
     root: tuple[str, str] | None = None,
     first_pass_timeout: int = 30,
+    bucket: str = BUCKET,
 ) -> subprocess.CompletedProcess[str]:
     user, password = root or (s3.access_key, s3.secret_key)
     env = {
@@ -39,7 +40,7 @@ def _run(
         "MINIO_ROOT_USER": user,
         "MINIO_ROOT_PASSWORD": password,
         "MINIO_REGION": "us-east-1",
-        "S3_BUCKET": BUCKET,
+        "S3_BUCKET": bucket,
         "BRONZE_PREFIX": "bronze",
         "REPORTS_PREFIX": "reports",
         "WAREHOUSE_PREFIX": "warehouse",
@@ -101,7 +102,7 @@ def test_each_workload_key_reaches_its_prefixes_only(s3_endpoint: procs.S3Endpoi
     trino = _client(s3_endpoint, *KEYS["trino"])
     mlflow = _client(s3_endpoint, *KEYS["mlflow"])
 
-    # Stages: read/write bronze and reports, list the bucket; nothing else.
+    # Stages: read/write bronze and reports, list them; nothing else.
     stages.put_object(Bucket=BUCKET, Key="bronze/sales/day=2/b.parquet", Body=b"new")
     stages.put_object(Bucket=BUCKET, Key="reports/daily-etl-2026-01-01.html", Body=b"<p>")
     assert (
@@ -153,3 +154,118 @@ def test_each_workload_key_reaches_its_prefixes_only(s3_endpoint: procs.S3Endpoi
         stages.get_object(Bucket=BUCKET, Key="bronze/sales/day=1/a.parquet")["Body"].read()
         == b"bronze"
     )
+
+
+def _outcome(call: Any, **kwargs: Any) -> str:
+    """ "ok", or the S3 error code (HEAD requests have no body: "403", "404")."""
+    try:
+        call(**kwargs)
+    except ClientError as exc:
+        return str(exc.response["Error"]["Code"])
+    return "ok"
+
+
+#: Each workload's prefixes (read-write and read-only) as the chart's policies give them.
+LISTABLE = {
+    "stages": ["bronze", "reports"],
+    "trino": ["warehouse", "_bronze_metastore", "bronze"],
+    "mlflow": ["mlflow"],
+}
+ALL_PREFIXES = ["bronze", "reports", "warehouse", "_bronze_metastore", "mlflow"]
+#: Its own bucket: independent of the test above (which makes and rotates the same users).
+SCOPED = "scoped"
+
+
+def test_listing_is_scoped_to_each_workloads_prefixes(
+    s3_endpoint: procs.S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each key lists only its own prefixes (in the forms clients send: "p", "p/", "p/sub/"),
+    never the bucket's root nor another workload's prefix; and each real client of the product
+    still works with its key: the stages' bronze store and verify-infra, MLflow's S3 artifact
+    store (what `mlflow server --artifacts-destination` runs), and Trino's native S3 file
+    system's calls (ListObjectsV2 of "<location>/", HeadObject of a missing file)."""
+    root = _client(s3_endpoint, s3_endpoint.access_key, s3_endpoint.secret_key)
+    root.create_bucket(Bucket=SCOPED)
+    for key in (
+        "bronze/sales/ingest_date=2026-01-01/part-00000.parquet",
+        "reports/daily.html",
+        "warehouse/gold/t/data/0.parquet",
+        "_bronze_metastore/bronze/schema.json",
+        "mlflow/1/run/artifacts/model.pkl",
+    ):
+        root.put_object(Bucket=SCOPED, Key=key, Body=b"x")
+    ran = _run(s3_endpoint, KEYS, bucket=SCOPED)
+    assert ran.returncode == 0, ran.stderr
+    clients = {w: _client(s3_endpoint, *KEYS[w]) for w in KEYS}
+
+    for workload, s3 in clients.items():
+        for p in ALL_PREFIXES:
+            expected = "ok" if p in LISTABLE[workload] else "AccessDenied"
+            for form in (p, f"{p}/", f"{p}/sub/"):
+                got = _outcome(s3.list_objects_v2, Bucket=SCOPED, Prefix=form, Delimiter="/")
+                assert got == expected, f"{workload} listing {form!r}: {got}"
+            # Not granted at all (MinIO takes no prefix condition on it; no client needs it).
+            got = _outcome(s3.list_multipart_uploads, Bucket=SCOPED, Prefix=f"{p}/")
+            assert got == "AccessDenied", f"{workload} listing uploads under {p}/: {got}"
+        # Not the whole bucket, nor a look-alike prefix ("bronze2/" is not "bronze/").
+        assert _outcome(s3.list_objects_v2, Bucket=SCOPED) == "AccessDenied", workload
+        assert _outcome(s3.list_objects_v2, Bucket=SCOPED, Prefix="") == "AccessDenied"
+        other = f"{LISTABLE[workload][0]}2/"
+        assert _outcome(s3.list_objects_v2, Bucket=SCOPED, Prefix=other) == "AccessDenied"
+        assert _outcome(s3.list_objects, Bucket=SCOPED, Prefix="") == "AccessDenied"
+        # HeadBucket is authorised as s3:ListBucket without a prefix (AWS and MinIO alike).
+        assert _outcome(s3.head_bucket, Bucket=SCOPED) == "403", workload
+        # GetBucketLocation stays allowed (an SDK without a region asks it).
+        assert _outcome(s3.get_bucket_location, Bucket=SCOPED) == "ok", workload
+        # A missing object under its own prefix is 404, not 403: Trino's exists() and boto3's
+        # downloads tell "absent" from "refused" by it.
+        own = LISTABLE[workload][0]
+        got = _outcome(s3.head_object, Bucket=SCOPED, Key=f"{own}/absent/file")
+        assert got == "404", f"{workload} HEAD of a missing {own}/ object: {got}"
+    # MLflow's key cannot read bronze's object names (the review's example).
+    listed = _outcome(clients["mlflow"].list_objects_v2, Bucket=SCOPED, Prefix="bronze/")
+    assert listed == "AccessDenied"
+
+    # The stages' own code with the stages key: bronze's store and verify-infra.
+    from smepulse.bronze.store import S3Store, s3_client
+    from smepulse.settings import Settings
+    from smepulse.stages import verify
+
+    settings = Settings(
+        home=tmp_path,
+        bronze_uri=f"s3://{SCOPED}/bronze",
+        s3_endpoint_url=s3_endpoint.url,
+        s3_access_key_id=KEYS["stages"][0],
+        s3_secret_access_key=KEYS["stages"][1],
+    )
+    store = S3Store(settings.bronze_root, s3_client(settings))
+    assert store.tables() == ["sales"]
+    assert [f.uri for f in store.list_files("sales")] == [
+        f"s3://{SCOPED}/bronze/sales/ingest_date=2026-01-01/part-00000.parquet"
+    ]
+    assert (
+        verify.check_object_store(settings) == f"bucket {SCOPED} reachable (prefix bronze/ listed)"
+    )
+
+    # MLflow's S3 artifact store with MLflow's key, rooted where the chart's server points it.
+    from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
+
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_endpoint.url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    repo = S3ArtifactRepository(
+        f"s3://{SCOPED}/mlflow",
+        access_key_id=KEYS["mlflow"][0],
+        secret_access_key=KEYS["mlflow"][1],
+    )
+    model = tmp_path / "model.json"
+    model.write_text("{}")
+    repo.log_artifact(str(model), "2/run/artifacts")
+    assert [i.path for i in repo.list_artifacts()] == ["1", "2"]
+    assert [i.path for i in repo.list_artifacts("2/run/artifacts")] == [
+        "2/run/artifacts/model.json"
+    ]
+    (tmp_path / "dl").mkdir()
+    fetched = Path(repo.download_artifacts("2/run/artifacts/model.json", str(tmp_path / "dl")))
+    assert fetched.read_text() == "{}"
+    repo.delete_artifacts("2")
+    assert [i.path for i in repo.list_artifacts()] == ["1"]

@@ -112,23 +112,39 @@ class Admin:
 
 
 def policies() -> dict[str, dict[str, Any]]:
-    """Each workload's statements: list the bucket, then objects under its prefixes only."""
+    """Each workload's statements: list the bucket under its own prefixes only, then objects
+    under them.
+
+    Listing objects is scoped with an ``s3:prefix`` condition: a workload's key cannot read
+    another's object names (MLflow's key listing bronze/ is refused). ListMultipartUploads is
+    not granted: MinIO refuses an ``s3:prefix`` condition on it (XMinioMalformedIAMPolicy)
+    and unscoped it would list the keys being uploaded anywhere in the bucket; no client needs
+    it (multipart uploads and aborts name their upload id). StringLike never matches an absent key, so a listing without a prefix and
+    HeadBucket (authorised as s3:ListBucket, with no prefix) are refused too; no client of the
+    product makes either: Trino's native S3 file system lists ``<location>/``, MLflow's S3
+    artifact store ``<artifacts root>/...``, the stages ``<bronze>/`` and verify-infra lists
+    its bronze prefix instead of HeadBucket. GetBucketLocation stays unconditioned (it reveals
+    only the region; SDKs without a configured region ask it)."""
     bucket = env("S3_BUCKET")
     bronze, reports = prefix("BRONZE_PREFIX"), prefix("REPORTS_PREFIX")
     warehouse, metastore = prefix("WAREHOUSE_PREFIX"), prefix("BRONZE_METASTORE_PREFIX")
     mlflow = prefix("MLFLOW_PREFIX")
 
     def doc(read_write: list[str], read_only: list[str]) -> dict[str, Any]:
+        # Clients send a folder's prefix as "p/" (or "p/sub/..."); "p" alone is allowed too.
+        listable = [form for p in read_write + read_only for form in (p, f"{p}/", f"{p}/*")]
         statements: list[dict[str, Any]] = [
             {
                 "Effect": "Allow",
-                "Action": [
-                    "s3:ListBucket",
-                    "s3:GetBucketLocation",
-                    "s3:ListBucketMultipartUploads",
-                ],
+                "Action": ["s3:GetBucketLocation"],
                 "Resource": [f"arn:aws:s3:::{bucket}"],
-            }
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+                "Condition": {"StringLike": {"s3:prefix": listable}},
+            },
         ]
         for actions, prefixes in ((OBJECT_RW, read_write), (OBJECT_RO, read_only)):
             if prefixes:

@@ -1,7 +1,7 @@
 """``verify-infra``: is every configured backend reachable with the given credentials?
 
 Checks, in order: the object store holding bronze (a local folder must be writable; S3 must
-answer ``HeadBucket``), the warehouse (the DuckDB file opens under the shared lock, or Trino
+list the bronze prefix), the warehouse (the DuckDB file opens under the shared lock, or Trino
 answers ``select 1``), MLflow's tracking store (the SQLite file can be created, or the
 server's ``/health`` answers), Redis (``PING``, only if ``REDIS_URL`` is set) and Metabase
 (``/api/health`` and the credentials, only if configured). It prints one table (secrets
@@ -59,7 +59,8 @@ def check_object_store(settings: Settings) -> str:
 
     from smepulse.bronze.store import s3_client
 
-    bucket = settings.bronze_root.removeprefix("s3://").split("/", 1)[0]
+    bucket, _, prefix = settings.bronze_root.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
     client = s3_client(
         settings,
         Config(
@@ -68,8 +69,10 @@ def check_object_store(settings: Settings) -> str:
             retries={"max_attempts": 1},
         ),
     )
-    client.head_bucket(Bucket=bucket)
-    return f"bucket {bucket} reachable"
+    # A listing of bronze's own prefix, not HeadBucket: the chart's stages key may list only
+    # its prefixes (HeadBucket needs s3:ListBucket on the whole bucket).
+    client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
+    return f"bucket {bucket} reachable" + (f" (prefix {prefix}/ listed)" if prefix else "")
 
 
 def check_warehouse(settings: Settings) -> str:
