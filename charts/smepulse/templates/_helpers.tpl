@@ -225,7 +225,11 @@ Usage: include "smepulse.minio.userSecretKey" (list $ "trino")
 
 {{- define "smepulse.minio.userSecretKey" -}}
 {{- $ctx := index . 0 -}}
-{{- include "smepulse.secretValue" (dict "ctx" $ctx "secret" (include "smepulse.minio.usersSecretName" $ctx) "key" (printf "%s-secret-key" (index . 1)) "value" "") -}}
+{{- $given := "" -}}
+{{- if not $ctx.Values.minio.auth.existingSecret -}}
+{{- $given = get ($ctx.Values.minio.auth.userSecretKeys | default dict) (index . 1) | default "" -}}
+{{- end -}}
+{{- include "smepulse.secretValue" (dict "ctx" $ctx "secret" (include "smepulse.minio.usersSecretName" $ctx) "key" (printf "%s-secret-key" (index . 1)) "value" $given) -}}
 {{- end -}}
 
 {{- define "smepulse.postgresql.secretName" -}}
@@ -275,7 +279,38 @@ workloadSecretName and workloadPasswordKey.
 
 {{- define "smepulse.postgresql.rolePassword" -}}
 {{- $ctx := index . 0 -}}
-{{- include "smepulse.secretValue" (dict "ctx" $ctx "secret" (include "smepulse.postgresql.rolesSecretName" $ctx) "key" (printf "%s-password" (index . 1)) "value" "") -}}
+{{- $given := "" -}}
+{{- if not $ctx.Values.postgresql.auth.existingSecret -}}
+{{- $given = get ($ctx.Values.postgresql.auth.rolePasswords | default dict) (index . 1) | default "" -}}
+{{- end -}}
+{{- include "smepulse.secretValue" (dict "ctx" $ctx "secret" (include "smepulse.postgresql.rolesSecretName" $ctx) "key" (printf "%s-password" (index . 1)) "value" $given) -}}
+{{- end -}}
+
+{{- /*
+checksum/credentials of a workload's Pod template: a hash (never the value) of exactly the
+credentials the workload reads, so that a `helm upgrade` that changes one of them rolls the
+workloads using it and only them. Only credentials the chart renders count: its MinIO user's
+secret key (`minio.userSecretKeys`, or the stages' Secret's copy of `minio.external`'s key
+with an external S3) and its PostgreSQL role's password (`postgresql.rolePasswords`). A
+credential in an existingSecret (or an external PostgreSQL's) is unknown to the render (Argo
+CD and `helm template` cannot look it up): rotating it there needs a `kubectl rollout
+restart` of the workloads. Empty when the workload reads no credential the chart renders.
+Usage: include "smepulse.credentialsChecksum" (dict "ctx" $ "minio" "trino" "postgresql" "iceberg")
+*/}}
+{{- define "smepulse.credentialsChecksum" -}}
+{{- $ctx := .ctx -}}
+{{- $parts := list -}}
+{{- if .minio -}}
+{{- if and $ctx.Values.minio.enabled (not $ctx.Values.minio.auth.existingSecret) -}}
+{{- $parts = append $parts (printf "minio/%s=%s" .minio (include "smepulse.minio.userSecretKey" (list $ctx .minio))) -}}
+{{- else if and (not $ctx.Values.minio.enabled) (not $ctx.Values.config.existingSecret) -}}
+{{- $parts = append $parts (printf "s3=%s" ($ctx.Values.minio.external.secretAccessKey | default "")) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .postgresql $ctx.Values.postgresql.enabled (not $ctx.Values.postgresql.auth.existingSecret) -}}
+{{- $parts = append $parts (printf "postgresql/%s=%s" .postgresql (include "smepulse.postgresql.rolePassword" (list $ctx .postgresql))) -}}
+{{- end -}}
+{{- if $parts }}{{ join "," $parts | sha256sum | trunc 16 }}{{ end -}}
 {{- end -}}
 
 {{- define "smepulse.postgresql.workloadUser" -}}

@@ -182,3 +182,81 @@ def test_external_object_store_keeps_the_users_keys(helm: Helm) -> None:
     assert stages["SMEPULSE_S3_ACCESS_KEY_ID"] == "AKIAEXAMPLE"
     env = _env(_containers(manifests, "Deployment/smepulse-trino-coordinator")["trino"])
     assert env["S3_ACCESS_KEY"] == ("smepulse-secrets", "SMEPULSE_S3_ACCESS_KEY_ID")
+
+
+#: Every credential given, so two renders differ only in the one a test changes.
+GIVEN = {
+    "minio.auth.rootPassword": ROOT_PASSWORD,
+    "postgresql.auth.password": PG_PASSWORD,
+    "minio.auth.userSecretKeys.stages": "stages-key-given-0123456789",
+    "minio.auth.userSecretKeys.trino": "trino-key-given-0123456789",
+    "minio.auth.userSecretKeys.mlflow": "mlflow-key-given-0123456789",
+    "postgresql.auth.rolePasswords.mlflow": "mlflow-pw-given-0123456789",
+    "postgresql.auth.rolePasswords.iceberg": "iceberg-pw-given-0123456789",
+    "postgresql.auth.rolePasswords.metabase": "metabase-pw-given-0123456789",
+}
+TRINO = {"Deployment/smepulse-trino-coordinator", "Deployment/smepulse-trino-worker"}
+MINIO, POSTGRES = "StatefulSet/smepulse-minio", "StatefulSet/smepulse-postgresql"
+
+
+def _annotations(manifests: list[Manifest]) -> dict[str, dict[str, str]]:
+    """kind/name -> the annotations of its Pod template."""
+    out = {}
+    for m in manifests:
+        spec = m.get("spec", {})
+        if m["kind"] in ("Deployment", "StatefulSet", "Job"):
+            template = spec["template"]
+        elif m["kind"] == "CronJob":
+            template = spec["jobTemplate"]["spec"]["template"]
+        else:
+            continue
+        out[f"{m['kind']}/{m['metadata']['name']}"] = template["metadata"].get("annotations") or {}
+    return out
+
+
+@pytest.fixture(scope="module")
+def given(helm: Helm) -> dict[str, dict[str, str]]:
+    return _annotations(helm.template([FULL], sets=GIVEN))
+
+
+@pytest.mark.parametrize(
+    ("value", "rolled"),
+    [
+        ("minio.auth.userSecretKeys.trino", TRINO | {MINIO}),
+        ("minio.auth.userSecretKeys.mlflow", {"Deployment/smepulse-mlflow", MINIO}),
+        # The stages' Jobs read their Secret at start: nothing long-running holds the key.
+        ("minio.auth.userSecretKeys.stages", {MINIO}),
+        ("postgresql.auth.rolePasswords.iceberg", TRINO | {POSTGRES}),
+        ("postgresql.auth.rolePasswords.mlflow", {"Deployment/smepulse-mlflow", POSTGRES}),
+        ("postgresql.auth.rolePasswords.metabase", {"Deployment/smepulse-metabase", POSTGRES}),
+    ],
+)
+def test_a_rotated_credential_rolls_exactly_its_consumers(
+    helm: Helm, given: dict[str, dict[str, str]], value: str, rolled: set[str]
+) -> None:
+    """A `helm upgrade` with one credential changed changes the Pod template of exactly the
+    workloads that read it (and of MinIO's / PostgreSQL's Pod, which applies it)."""
+    rotated = "rotated-" + GIVEN[value]
+    after = _annotations(helm.template([FULL], sets={**GIVEN, value: rotated}))
+    assert set(after) == set(given)
+    changed = {ref for ref in given if after[ref] != given[ref]}
+    assert changed == rolled, value
+    for ref in rolled - {MINIO, POSTGRES}:
+        # Only its checksum changed, and it is a short hash, not the credential.
+        assert set(after[ref]) == set(given[ref]) and after[ref].keys() >= {"checksum/credentials"}
+        assert {k for k in after[ref] if after[ref][k] != given[ref][k]} == {
+            "checksum/credentials"
+        }, ref
+        digest = after[ref]["checksum/credentials"]
+        assert len(digest) == 16 and set(digest) <= set("0123456789abcdef"), digest
+        assert rotated not in digest and GIVEN[value] not in given[ref]["checksum/credentials"]
+
+
+def test_credentials_checksum_is_absent_when_the_chart_cannot_know_them(helm: Helm) -> None:
+    """With existingSecrets (GitOps: Argo CD renders without `lookup`) the chart does not know
+    the values: no checksum/credentials, so that every sync does not roll the workloads."""
+    values = [FULL, CHART / "ci" / "existing-secrets-values.yaml"]
+    first = _annotations(helm.template(values))
+    second = _annotations(helm.template(values))
+    assert first == second
+    assert not [ref for ref, notes in first.items() if "checksum/credentials" in notes]

@@ -22,6 +22,10 @@ metadata:
     {{- include "smepulse.componentLabels" (list $root (printf "trino-%s" $role)) | nindent 4 }}
   annotations:
     checksum/config: {{ include (print $root.Template.BasePath "/trino/trino-configmap.yaml") $root | sha256sum | trunc 16 }}
+    {{- with include "smepulse.credentialsChecksum" (dict "ctx" $root "minio" "trino" "postgresql" "iceberg") }}
+    # Roll when its MinIO key or the iceberg role's password changes (helm upgrade).
+    checksum/credentials: {{ . }}
+    {{- end }}
 spec:
   {{- include "smepulse.imagePullSecrets" $root | nindent 2 }}
   automountServiceAccountToken: false
