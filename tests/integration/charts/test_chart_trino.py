@@ -3,7 +3,8 @@ through psql against a real PostgreSQL, and Trino 476 started from the chart's r
 node/config/jvm properties and catalogs (only the cluster addresses, ports and heap size are
 swapped for local ones). Trino refuses to start on an unknown or malformed property, so this
 checks every line the chart writes; the Iceberg JDBC catalog then works on the tables the init
-script created."""
+script created, and both catalogs work on a real MinIO with Trino's own key, under the policy
+MinIO's `users` container gives it (listing scoped to Trino's prefixes)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -95,6 +97,21 @@ def _write(path: Path, props: dict[str, str]) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in props.items()), encoding="utf-8")
 
 
+def _keys(s3: procs.S3Endpoint, bucket: str) -> list[str]:
+    """Every key of ``bucket``, listed with the root key."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.url,
+        region_name="us-east-1",
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+    )
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
 def _trino_answers(port: int, sql: str) -> list[list[object]]:
     import trino
 
@@ -106,13 +123,77 @@ def _trino_answers(port: int, sql: str) -> list[list[object]]:
     return [list(row) for row in cur.fetchall()]
 
 
+def _workload_users(rendered: list[Manifest], s3: procs.S3Endpoint) -> dict[str, str]:
+    """Make the chart's bucket and its workloads' MinIO users on ``s3`` as MinIO's `users`
+    container does (its script, its rendered environment, the rendered Secret's keys); return
+    the minio-users Secret's values."""
+    import base64
+
+    import boto3
+
+    pod = find(rendered, "StatefulSet", "smepulse-minio")["spec"]["template"]["spec"]
+    users = next(c for c in pod["containers"] if c["name"] == "users")
+    secret = find(rendered, "Secret", "smepulse-minio-users")["data"]
+    keys = {k: base64.b64decode(v).decode() for k, v in secret.items()}
+    env = {"PATH": os.environ["PATH"]}
+    for item in users["env"]:
+        ref = item.get("valueFrom", {}).get("secretKeyRef", {})
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        elif ref.get("name") == "smepulse-minio-users":
+            env[item["name"]] = keys[ref["key"]]
+    # One pass, no readiness file, this MinIO and its root key.
+    env |= {"INTERVAL_SECONDS": "0", "READY_FILE": "", "FIRST_PASS_TIMEOUT_SECONDS": "30"}
+    env |= {"MINIO_URL": s3.url, "MINIO_ROOT_USER": s3.access_key}
+    env["MINIO_ROOT_PASSWORD"] = s3.secret_key
+    root = boto3.client(
+        "s3",
+        endpoint_url=s3.url,
+        region_name=env["MINIO_REGION"],
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+    )
+    root.create_bucket(Bucket=env["S3_BUCKET"])
+    proc = subprocess.run(
+        [sys.executable, "-c", users["args"][-1]],
+        env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return keys
+
+
+def _bronze_file(s3: procs.S3Endpoint, bucket: str, key: str) -> None:
+    """One bronze Parquet file (amounts 3 and 4), written with the root key."""
+    import io
+
+    import boto3
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    body = io.BytesIO()
+    pq.write_table(pa.table({"amount": pa.array([3, 4], pa.int64())}), body)
+    boto3.client(
+        "s3",
+        endpoint_url=s3.url,
+        region_name="us-east-1",
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+    ).put_object(Bucket=bucket, Key=key, Body=body.getvalue())
+
+
 def test_trino_starts_on_the_chart_configuration(
-    rendered: list[Manifest], initialised: str, tmp_path: Path
+    rendered: list[Manifest], initialised: str, tmp_path: Path, s3_endpoint: procs.S3Endpoint
 ) -> None:
+    """Trino on the chart's configuration, against a real MinIO with the chart's policies and
+    Trino's own key (listing scoped to its prefixes): the Iceberg catalog writes, reads and
+    drops a table under the warehouse prefix, the bronze Hive catalog registers and reads a
+    bronze Parquet file with its metastore under its own prefix."""
     try:
         home, java_bin = procs.trino_home()
     except procs.ServiceUnavailable as exc:
         missing(f"Trino ({exc})")
+    keys = _workload_users(rendered, s3_endpoint)
+    _bronze_file(s3_endpoint, "smepulse", "bronze/sales/ingest_date=2026-01-01/part-00000.parquet")
     data = find(rendered, "ConfigMap", "smepulse-trino")["data"]
     etc, var = tmp_path / "etc", tmp_path / "data"
     (etc / "catalog").mkdir(parents=True)
@@ -141,14 +222,17 @@ def test_trino_starts_on_the_chart_configuration(
         if name == "lakehouse":
             base = initialised.removeprefix("postgresql://").rpartition("/")[0].partition("@")[2]
             props["iceberg.jdbc-catalog.connection-url"] = f"jdbc:postgresql://{base}/iceberg"
+        if "s3.endpoint" in props:
+            props["s3.endpoint"] = s3_endpoint.url
         _write(etc / "catalog" / f"{name}.properties", props)
     env = {
         **os.environ,
         "PATH": f"{java_bin}:{os.environ.get('PATH', '')}",
         # What the chart's Pod gets from its Secrets (trust auth: the password is not checked).
         "POSTGRES_PASSWORD": "unused",
-        "S3_ACCESS_KEY": "smepulse",
-        "S3_SECRET_KEY": "not-used-by-this-test",
+        # Trino's own MinIO user, as the Deployment's env and the minio-users Secret give it.
+        "S3_ACCESS_KEY": "smepulse-trino",
+        "S3_SECRET_KEY": keys["trino-secret-key"],
     }
     log = tmp_path / "trino.log"
     with log.open("wb") as out:
@@ -175,6 +259,27 @@ def test_trino_starts_on_the_chart_configuration(
         _trino_answers(port, "create schema lakehouse.probe")
         schemas = {row[0] for row in _trino_answers(port, "show schemas from lakehouse")}
         assert "probe" in schemas
+        # Through MinIO with Trino's key: Iceberg data and metadata under warehouse/ ...
+        _trino_answers(port, "create table lakehouse.probe.t as select 1 as x")
+        _trino_answers(port, "insert into lakehouse.probe.t values 2")
+        assert _trino_answers(port, "select sum(x) from lakehouse.probe.t") == [[3]]
+        # ... bronze read through an external Hive table, its metastore in _bronze_metastore/.
+        for sql in (
+            "create schema bronze.bronze with (location = 's3://smepulse/bronze')",
+            "create table bronze.bronze.sales (amount bigint, ingest_date varchar) with ("
+            "external_location = 's3://smepulse/bronze/sales', format = 'PARQUET', "
+            "partitioned_by = ARRAY['ingest_date'])",
+            "call bronze.system.sync_partition_metadata('bronze', 'sales', 'FULL')",
+        ):
+            _trino_answers(port, sql)
+        assert _trino_answers(
+            port, "select ingest_date, sum(amount) from bronze.bronze.sales group by 1"
+        ) == [["2026-01-01", 7]]
+        written = _keys(s3_endpoint, "smepulse")
+        assert {k.split("/")[0] for k in written} == {"bronze", "warehouse", "_bronze_metastore"}
+        assert [k for k in written if k.startswith("warehouse/probe/t")], written
+        _trino_answers(port, "drop table lakehouse.probe.t")
+        assert not [k for k in _keys(s3_endpoint, "smepulse") if k.startswith("warehouse/probe/t")]
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)

@@ -116,15 +116,16 @@ def policies() -> dict[str, dict[str, Any]]:
     under them.
 
     Listing objects is scoped with an ``s3:prefix`` condition: a workload's key cannot read
-    another's object names (MLflow's key listing bronze/ is refused). ListMultipartUploads is
-    not granted: MinIO refuses an ``s3:prefix`` condition on it (XMinioMalformedIAMPolicy)
-    and unscoped it would list the keys being uploaded anywhere in the bucket; no client needs
-    it (multipart uploads and aborts name their upload id). StringLike never matches an absent key, so a listing without a prefix and
-    HeadBucket (authorised as s3:ListBucket, with no prefix) are refused too; no client of the
-    product makes either: Trino's native S3 file system lists ``<location>/``, MLflow's S3
-    artifact store ``<artifacts root>/...``, the stages ``<bronze>/`` and verify-infra lists
-    its bronze prefix instead of HeadBucket. GetBucketLocation stays unconditioned (it reveals
-    only the region; SDKs without a configured region ask it)."""
+    another's object names (MLflow's key listing bronze/ is refused). StringLike never matches
+    an absent key, so a listing without a prefix and HeadBucket (authorised as s3:ListBucket,
+    with no prefix) are refused too; no client of the product makes either: Trino's native S3
+    file system lists ``<location>/``, MLflow's S3 artifact store ``<artifacts root>/...``,
+    the stages ``<bronze>/`` and verify-infra lists its bronze prefix instead of HeadBucket.
+    GetBucketLocation stays unconditioned (it reveals only the region; SDKs without a
+    configured region ask it). ListMultipartUploads is not granted: MinIO refuses an
+    ``s3:prefix`` condition on it (XMinioMalformedIAMPolicy), unscoped it would list the keys
+    being uploaded anywhere in the bucket, and no client needs it (multipart uploads and
+    aborts name their upload id)."""
     bucket = env("S3_BUCKET")
     bronze, reports = prefix("BRONZE_PREFIX"), prefix("REPORTS_PREFIX")
     warehouse, metastore = prefix("WAREHOUSE_PREFIX"), prefix("BRONZE_METASTORE_PREFIX")
