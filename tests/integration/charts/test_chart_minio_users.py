@@ -4,6 +4,7 @@ key) converges; the root key is never handed out."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
@@ -181,13 +185,21 @@ def test_listing_is_scoped_to_each_workloads_prefixes(
 ) -> None:
     """Each key lists only its own prefixes (in the forms clients send: "p", "p/", "p/sub/"),
     never the bucket's root nor another workload's prefix; and each real client of the product
-    still works with its key: the stages' bronze store and verify-infra, MLflow's S3 artifact
-    store (what `mlflow server --artifacts-destination` runs), and Trino's native S3 file
-    system's calls (ListObjectsV2 of "<location>/", HeadObject of a missing file)."""
+    still works with its key: the stages' bronze store, DuckDB's httpfs (the embedded dbt
+    profile's bronze glob) and verify-infra, MLflow's S3 artifact store (what `mlflow server
+    --artifacts-destination` runs), and the calls of Trino's native S3 file system
+    (ListObjectsV2 of "<location>/", HeadObject of a missing file; Trino itself runs against
+    this policy in test_chart_trino.py)."""
     root = _client(s3_endpoint, s3_endpoint.access_key, s3_endpoint.secret_key)
     root.create_bucket(Bucket=SCOPED)
+    parquet = io.BytesIO()
+    pq.write_table(pa.table({"amount": pa.array([3, 4], pa.int64())}), parquet)
+    root.put_object(
+        Bucket=SCOPED,
+        Key="bronze/sales/ingest_date=2026-01-01/part-00000.parquet",
+        Body=parquet.getvalue(),
+    )
     for key in (
-        "bronze/sales/ingest_date=2026-01-01/part-00000.parquet",
         "reports/daily.html",
         "warehouse/gold/t/data/0.parquet",
         "_bronze_metastore/bronze/schema.json",
@@ -228,7 +240,7 @@ def test_listing_is_scoped_to_each_workloads_prefixes(
 
     # The stages' own code with the stages key: bronze's store and verify-infra.
     from smepulse.bronze.store import S3Store, s3_client
-    from smepulse.settings import Settings
+    from smepulse.settings import Settings, duckdb_httpfs_extension
     from smepulse.stages import verify
 
     settings = Settings(
@@ -243,6 +255,26 @@ def test_listing_is_scoped_to_each_workloads_prefixes(
     assert [f.uri for f in store.list_files("sales")] == [
         f"s3://{SCOPED}/bronze/sales/ingest_date=2026-01-01/part-00000.parquet"
     ]
+    # DuckDB's httpfs as dbt's embedded profile configures it (dbt/profiles.yml): the glob
+    # lists under bronze/sales/.
+    con = duckdb.connect()
+    try:
+        con.execute("set autoinstall_known_extensions = false")
+        con.execute(f"load '{duckdb_httpfs_extension()}'")
+        key_id, secret = KEYS["stages"]
+        endpoint = s3_endpoint.url.split("://")[-1]
+        con.execute(
+            f"create secret (type s3, key_id '{key_id}', secret '{secret}', region 'us-east-1', "
+            f"endpoint '{endpoint}', use_ssl false, url_style 'path')"
+        )
+        glob = f"s3://{SCOPED}/bronze/sales/ingest_date=*/*.parquet"
+        rows = con.execute(
+            f"select ingest_date, sum(amount) from read_parquet('{glob}', "
+            "hive_partitioning = true) group by 1"
+        ).fetchall()
+        assert [(str(d), n) for d, n in rows] == [("2026-01-01", 7)]
+    finally:
+        con.close()
     assert (
         verify.check_object_store(settings) == f"bucket {SCOPED} reachable (prefix bronze/ listed)"
     )
