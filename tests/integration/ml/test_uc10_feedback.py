@@ -28,8 +28,14 @@ from tests.unit.ml.synthetic import transactions
 
 pytestmark = pytest.mark.integration
 TZ = "Asia/Ho_Chi_Minh"
-# Verdicts are filed under the local day they are recorded on: the data ends today.
+# The data ends today (the local day at collection).
 TODAY = dt.datetime.now(ZoneInfo(TZ)).date()
+
+
+def _filed_on() -> dt.date:
+    """The local day a verdict recorded now is filed under. Not TODAY: a CI run collected
+    these tests at 23:51 local time and recorded the verdicts at 00:13, the next day."""
+    return dt.datetime.now(ZoneInfo(TZ)).date()
 
 
 def _settings(home: Path, day: dt.date = TODAY) -> Settings:
@@ -102,21 +108,23 @@ def test_verdicts_round_trip_into_the_labels(served: Settings) -> None:
     assert code == 0, out
     code, out = _cli(served.home, "alerts", "review", miss, "--false-positive")
     assert code == 0, out
-    labels = load_labels(served, TODAY)
+    day = _filed_on()
+    labels = load_labels(served, day)
     assert labels.source == "verdicts"
     assert labels.positives == {hit} and labels.reviewed == {hit, miss}
     # A run for yesterday does not see today's verdicts (point in time).
-    assert load_labels(served, TODAY - dt.timedelta(days=1)).source == "none"
+    assert load_labels(served, day - dt.timedelta(days=1)).source == "none"
     # A later verdict on the same transaction replaces the earlier one.
     code, out = _cli(served.home, "alerts", "review", miss, "--confirmed")
     assert code == 0, out
-    assert load_labels(served, TODAY).positives == {hit, miss}
+    day = _filed_on()
+    assert load_labels(served, day).positives == {hit, miss}
     # The listing shows the verdicts and the model that raised each alert.
     code, out = _cli(served.home, "alerts")
     assert code == 0, out
     assert "confirmed" in out and registry.UC10_BASELINE_MODEL in out
     # The next training reads them: its evaluation is labelled by the verdicts.
-    uc10_train.run(served)
+    uc10_train.run(_settings(served.home, day))
     with registry.tracking(served) as client:
         candidate = registry.latest(client, registry.UC10_MODEL)
     assert candidate is not None and candidate.tags["label_source"] == "verdicts"
@@ -128,7 +136,7 @@ def test_malformed_verdict_file_is_refused_and_nothing_is_lost(served: Settings)
     assert code == 0, out
     folder = Path(served.bronze_root) / "alert_feedback"
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*.parquet")}
-    bad_dir = folder / f"ingest_date={TODAY}"
+    bad_dir = folder / f"ingest_date={_filed_on()}"
     bad = bad_dir / "by-hand.parquet"
     row = {
         "feedback_id": "FB-HAND-1",
