@@ -4,8 +4,7 @@
 # the CNI plugins bridge, host-local, loopback and portmap (github.com/containernetworking/plugins),
 # a static `pause` binary (gcc -static) for the pod sandbox image, crictl
 # (sigs.k8s.io/cri-tools) with which a node's teardown removes its pod sandboxes, and CoreDNS
-# (github.com/coredns/coredns) with only the plugins the cluster's DNS uses, and
-# kube-network-policies (sigs.k8s.io/kube-network-policies), which enforces NetworkPolicy.
+# (github.com/coredns/coredns) with only the plugins the cluster's DNS uses.
 # containerd, ctr and runc come from Debian (the docker.io package); they are checked, not built.
 #
 # Usage:
@@ -16,8 +15,7 @@
 # Contract:
 #   * Cached in ${SMEPULSE_TOOLS_CACHE:-${SMEPULSE_CACHE:-$HOME/.cache/smepulse}/tools}/:
 #     kubernetes-node-<k8s>/bin (kubelet, kube-scheduler, kube-proxy), cni-plugins-<cni>/bin,
-#     pause-<hash of its source>/bin, cri-tools-<v>/bin, coredns-<v>-<hash of its plugin list>/bin,
-#     kube-network-policies-<v>-<hash of its main>/bin;
+#     pause-<hash of its source>/bin, cri-tools-<v>/bin, coredns-<v>-<hash of its plugin list>/bin;
 #     each moved into place only once fully built.
 #   * The last line on stdout is <cache>/node-bin-<k8s>-<cni>/ holding symlinks to all of them
 #     plus containerd, ctr and runc; the CNI plugins are also in its cni/ subdirectory
@@ -25,8 +23,7 @@
 #   * Shares scripts/k8s-tools.sh's lock, so the two never build at the same time.
 #
 # Versions: SMEPULSE_K8S_VERSION (default 1.34.4), SMEPULSE_CNI_VERSION (default 1.9.1),
-# SMEPULSE_CRI_TOOLS_VERSION (default 1.34.0), SMEPULSE_COREDNS_VERSION (default 1.14.7),
-# SMEPULSE_KNP_VERSION (default 0.8.0).
+# SMEPULSE_CRI_TOOLS_VERSION (default 1.34.0), SMEPULSE_COREDNS_VERSION (default 1.14.7).
 set -euo pipefail
 
 K8S_VERSION="${SMEPULSE_K8S_VERSION:-1.34.4}"
@@ -40,7 +37,7 @@ for arg in "$@"; do
   case "$arg" in
     --print-bin-dir) PRINT_ONLY=1 ;;
     --check) MODE=check ;;
-    -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "node-tools: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -168,94 +165,6 @@ build_coredns() {
   log "CoreDNS built in $((SECONDS - started)) s"
 }
 
-# --- kube-network-policies: NetworkPolicy enforcement -----------------------------------------
-# The bridge CNI ignores NetworkPolicy objects. sigs.k8s.io/kube-network-policies (SIG Network)
-# enforces them on any CNI: an nftables table in the node's namespace sends each new
-# connection's first packet to or from a Pod that a policy selects through an NFQUEUE, and the
-# controller accepts or drops it. Upstream's main reads only the in-cluster config (a Pod's
-# service-account files); this main of our own takes a kubeconfig, as the node's other host
-# processes do, and leaves NRI (which containerd 1.6 lacks) and the AdminNetworkPolicy APIs off.
-KNP_VERSION="${SMEPULSE_KNP_VERSION:-0.8.0}"
-KNP_MAIN='package main
-
-import (
-	"context"
-	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2"
-	"sigs.k8s.io/kube-network-policies/pkg/networkpolicy"
-)
-
-var version = "unknown"
-
-func main() {
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig to reach the API server (required)")
-	nodeName := flag.String("node-name", "", "the Node whose Pods this process guards (required)")
-	queueID := flag.Int("nfqueue-id", 100, "netfilter queue that carries the packets to check")
-	showVersion := flag.Bool("version", false, "print the kube-network-policies version and exit")
-	klog.InitFlags(nil)
-	flag.Parse()
-	if *showVersion {
-		fmt.Println("kube-network-policies", version)
-		return
-	}
-	if *kubeconfig == "" || *nodeName == "" {
-		fmt.Fprintln(os.Stderr, "kube-network-policies: --kubeconfig and --node-name are required")
-		os.Exit(2)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
-	if err != nil {
-		klog.Fatalf("kube-network-policies: kubeconfig %s: %v", *kubeconfig, err)
-	}
-	client := kubernetes.NewForConfigOrDie(cfg)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	controller, err := networkpolicy.NewController(
-		client,
-		factory.Networking().V1().NetworkPolicies(),
-		factory.Core().V1().Namespaces(),
-		factory.Core().V1().Pods(),
-		nil, nil, nil, nil,
-		networkpolicy.Config{QueueID: *queueID, NodeName: *nodeName, NRIdisabled: true},
-	)
-	if err != nil {
-		klog.Fatalf("kube-network-policies: %v", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- controller.Run(ctx) }()
-	factory.Start(ctx.Done())
-	// Run removes its nftables table when ctx ends.
-	if err := <-done; err != nil {
-		klog.Fatalf("kube-network-policies: %v", err)
-	}
-}
-'
-KNP_HASH="$(printf '%s' "$KNP_MAIN" | sha256sum | cut -c1-8)"
-build_knp() {
-  local dest="$CACHE/kube-network-policies-$KNP_VERSION-$KNP_HASH" started=$SECONDS
-  local work="$CACHE/.build/kube-network-policies-$KNP_VERSION-$KNP_HASH"
-  need_go
-  log "building sigs.k8s.io/kube-network-policies v$KNP_VERSION (NetworkPolicy enforcement)"
-  new_module "$work" local/knpbin
-  cd "$work"
-  printf '%s' "$KNP_MAIN" >main.go
-  go get "sigs.k8s.io/kube-network-policies@v$KNP_VERSION" >&2
-  go mod tidy >&2
-  rm -rf "${work:?}/bin"
-  CGO_ENABLED=0 go build -p "$BUILD_JOBS" -trimpath \
-    -ldflags "-s -w -X main.version=v$KNP_VERSION" -o bin/kube-network-policies . >&2
-  install_atomically "$work/bin" "$dest"
-  log "kube-network-policies built in $((SECONDS - started)) s"
-}
-
 # --- pause: the pod sandbox's only process ---------------------------------------------------
 # Sleeps until SIGINT/SIGTERM and reaps orphans (it is PID 1 of the pod's PID namespace when
 # the namespace is shared), like Kubernetes' own pause.c.
@@ -305,16 +214,14 @@ declare -A CACHED=(
   [pause]="$CACHE/pause-$PAUSE_HASH/bin/pause"
   [crictl]="$CACHE/cri-tools-$CRI_TOOLS_VERSION/bin/crictl"
   [coredns]="$CACHE/coredns-$COREDNS_VERSION-$COREDNS_HASH/bin/coredns"
-  [kube-network-policies]="$CACHE/kube-network-policies-$KNP_VERSION-$KNP_HASH/bin/kube-network-policies"
 )
 declare -A BUILDER=(
   [kubelet]=build_kubernetes_node [kube-scheduler]=build_kubernetes_node
   [kube-proxy]=build_kubernetes_node [bridge]=build_cni [host-local]=build_cni
   [loopback]=build_cni [portmap]=build_cni [pause]=build_pause [crictl]=build_crictl
-  [coredns]=build_coredns [kube-network-policies]=build_knp
+  [coredns]=build_coredns
 )
-TOOLS=(kubelet kube-scheduler kube-proxy bridge host-local loopback portmap pause crictl coredns
-  kube-network-policies)
+TOOLS=(kubelet kube-scheduler kube-proxy bridge host-local loopback portmap pause crictl coredns)
 CNI_TOOLS=(bridge host-local loopback portmap)
 SYSTEM_TOOLS=(containerd ctr runc)
 
@@ -341,9 +248,6 @@ for tool in kubelet kube-scheduler kube-proxy; do
 done
 v="$("${CACHED[coredns]}" -version 2>/dev/null | head -1 || true)"
 [[ "$v" == "CoreDNS-$COREDNS_VERSION" ]] || die "${CACHED[coredns]} reports '$v', not CoreDNS-$COREDNS_VERSION"
-v="$("${CACHED[kube-network-policies]}" -version 2>/dev/null || true)"
-[[ "$v" == "kube-network-policies v$KNP_VERSION" ]] ||
-  die "${CACHED[kube-network-policies]} reports '$v', not kube-network-policies v$KNP_VERSION"
 
 BIN_DIR="$CACHE/node-bin-$K8S_VERSION-$CNI_VERSION"
 mkdir -p "$BIN_DIR/cni"

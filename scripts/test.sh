@@ -56,7 +56,6 @@ command -v psql >/dev/null || need+=(postgresql-client)
 command -v shellcheck >/dev/null || need+=(shellcheck)   # actionlint checks workflow scripts with it
 command -v gcc >/dev/null || need+=(gcc libc6-dev)      # scripts/node-tools.sh: the static pause binary
 command -v iptables >/dev/null || need+=(iptables)      # the real node's rules (tests/kube/realnode.py)
-command -v nft >/dev/null || need+=(nftables)       # the node's NetworkPolicy table, checked with nft (realnode.py)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

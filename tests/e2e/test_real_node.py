@@ -1,7 +1,6 @@
 """A real Kubernetes node (tests/kube/realnode.py): Pods run as containers from the locally built
 images, reach each other through a ClusterIP Service and by its DNS names (CoreDNS, nothing
-resolved outside the cluster), a NetworkPolicy holds (kube-network-policies), and the node's
-teardown leaves the host as it found it.
+resolved outside the cluster), and the node's teardown leaves the host as it found it.
 
 Needs root, ``scripts/node-tools.sh``, ``scripts/k8s-tools.sh`` and the Docker engine with the
 base images (``scripts/docker-tools.sh``).
@@ -20,7 +19,6 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.kube.reach import reach_from_pod
 from tests.kube.realnode import (
     CLUSTER_DNS_IP,
     POD_CIDR,
@@ -227,41 +225,6 @@ def test_pod_resolves_service_names_and_nothing_outside_the_cluster(
     ]
     assert asked and all(" NXDOMAIN " in line for line in asked), asked
     assert _drop_counters(real_cluster) == drops_before
-
-
-def test_network_policy_admits_only_the_pods_it_names(
-    real_cluster: RealCluster, real_api: client.ApiClient, real_namespace: str
-) -> None:
-    """NetworkPolicy ``friends-only``: Pod ``server`` accepts connections only from Pods
-    labelled ``role=friend``. A friend opens its Pod IP and its Service's ClusterIP; a Pod
-    without the label gets neither (its first packet is dropped: a timeout, not a refusal);
-    once the policy is deleted the same unlabelled Pod opens both. Without enforcement (the
-    bridge CNI alone) the unlabelled Pod would open both from the start."""
-    ns = real_namespace
-    assert real_cluster.network_policy
-    cluster_ip, server_ip = _serve_pong(real_cluster, client.CoreV1Api(real_api), ns)
-    targets = [f"{server_ip}:8080", f"{cluster_ip}:80"]
-    network = client.NetworkingV1Api(real_api)
-    network.create_namespaced_network_policy(
-        ns,
-        {
-            "metadata": {"name": "friends-only"},
-            "spec": {
-                "podSelector": {"matchLabels": {"app": "server"}},
-                "policyTypes": ["Ingress"],
-                "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "friend"}}}]}],
-            },
-        },
-    )
-    friend = reach_from_pod(real_api, ns, "friend", PYTHON, targets, labels={"role": "friend"})
-    stranger = reach_from_pod(real_api, ns, "stranger", PYTHON, targets)
-    assert friend == {t: "open" for t in targets}
-    assert stranger == {t: "TimeoutError" for t in targets}
-
-    network.delete_namespaced_network_policy("friends-only", ns)
-    assert reach_from_pod(real_api, ns, "stranger-after", PYTHON, targets) == {
-        t: "open" for t in targets
-    }
 
 
 def test_pod_under_enforced_restricted_standard_runs_locked_down(

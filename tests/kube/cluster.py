@@ -20,13 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.kube.realnode import (
-    CLUSTER_DNS_IP,
-    DEFAULT_IMAGES,
-    NETWORK_POLICY_TABLE,
-    RealCluster,
-    find_node_bin_dir,
-)
+from tests.kube.realnode import CLUSTER_DNS_IP, DEFAULT_IMAGES, RealCluster, find_node_bin_dir
 from tests.kube.tools import find_bin_dir
 
 
@@ -51,11 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--no-dns", action="store_true", help="no CoreDNS: Pods reach Services by ClusterIP only"
     )
-    up.add_argument(
-        "--no-network-policy",
-        action="store_true",
-        help="no kube-network-policies: NetworkPolicy objects are stored but not enforced",
-    )
     sub.add_parser("clean", help="finish the teardown of nodes whose process was killed (SIGKILL)")
     args = parser.parse_args(argv)
     if args.command == "clean":
@@ -72,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
         images=args.image or DEFAULT_IMAGES,
         keep=args.workdir is not None,
         dns=not args.no_dns,
-        network_policy=not args.no_network_policy,
     )
     try:
         cluster.start()
@@ -82,9 +70,6 @@ def main(argv: list[str] | None = None) -> int:
         if cluster.dns:
             print(f"  dns        {CLUSTER_DNS_IP} (kube-system/kube-dns) -> CoreDNS on "
                   f"{cluster.node_ip}:53, cluster.local only", file=sys.stderr)  # fmt: skip
-        if cluster.network_policy:
-            print("  policies   NetworkPolicy enforced (kube-network-policies, nftables table "
-                  f"inet {NETWORK_POLICY_TABLE} in the node's namespace)", file=sys.stderr)  # fmt: skip
         print(f"  logs       {cluster.log_dir}", file=sys.stderr)
         print(f"  kubectl    {cluster.bin_dir / 'kubectl'}", file=sys.stderr)
         print(f"export KUBECONFIG={cluster.kubeconfig}", flush=True)

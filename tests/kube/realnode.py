@@ -4,9 +4,8 @@
 etcd, kube-apiserver and kube-controller-manager (:class:`~tests.kube.controlplane.ControlPlane`
 with ``host`` = the namespace's address), kube-scheduler, a private containerd (its own config,
 root, state and socket; Debian's containerd 1.6 and runc), kubelet and kube-proxy (iptables
-mode), CoreDNS for Service names, and kube-network-policies, which enforces NetworkPolicy. Pods
-are real containers, with real Pod IPs on a CNI bridge, ClusterIP Services, cluster DNS and
-NetworkPolicies that hold.
+mode), and CoreDNS for Service names. Pods are real containers, with real Pod IPs on a CNI
+bridge, ClusterIP Services and cluster DNS.
 Binaries come from ``scripts/k8s-tools.sh`` and ``scripts/node-tools.sh``; images from the local
 Docker engine (``scripts/docker-tools.sh``), copied in with ``docker save | ctr images import``.
 
@@ -33,14 +32,6 @@ as ``system:coredns`` with a ClusterRole of its own (list/watch Services, Endpoi
 Namespaces). There is no ``forward`` plugin (not even linked in): ``cluster.local`` and the
 reverse zones are answered from the API; every other name gets NXDOMAIN from a ``template``,
 and nothing is ever sent upstream.
-
-NetworkPolicy (see :meth:`RealCluster._start_network_policies`): the bridge CNI ignores
-NetworkPolicy objects, so ``kube-network-policies`` (sigs.k8s.io, SIG Network) runs as a host
-process in the node's namespace. Its nftables table ``inet kube-network-policies`` there hooks
-POSTROUTING and sends the first packet of each new connection to or from a Pod that some
-policy selects to an NFQUEUE; the process checks it against the policies and accepts or drops
-it. Traffic of the node's own root processes (kubelet's probes, CoreDNS's answers) is never
-queued. ``network_policy=False`` leaves it out.
 
 Teardown (:meth:`RealCluster.stop`, also at interpreter exit) removes everything the run made:
 processes, pod sandboxes (``crictl rmp -af``, which also runs the CNI teardown), leftover
@@ -110,7 +101,6 @@ NODE_TOOLS = (
     "containerd",
     "ctr",
     "coredns",
-    "kube-network-policies",
 )
 NODE_NAME = "smepulse-node"
 POD_CIDR = "10.244.0.0/24"
@@ -118,7 +108,6 @@ CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 CLUSTER_DNS_IP = "10.96.0.10"  # kubelet's clusterDNS: the kube-dns Service's ClusterIP
 CLUSTER_DOMAIN = "cluster.local"
-NETWORK_POLICY_TABLE = "kube-network-policies"  # kube-network-policies' nftables table (inet)
 VETH_POOL = ipaddress.IPv4Network("10.250.0.0/16")
 DEFAULT_IMAGES = ("smepulse-local/debian:bookworm", "smepulse-local/python3:bookworm")
 # Kernel (not per-namespace) sysctls kubelet sets when it starts (protectKernelDefaults off):
@@ -271,7 +260,6 @@ class RealCluster:
         docker: Mapping[str, str] | None = None,
         keep: bool = False,
         dns: bool = True,
-        network_policy: bool = True,
     ) -> None:
         self.bin_dir = Path(bin_dir) if bin_dir else find_bin_dir()
         self.node_bin_dir = Path(node_bin_dir) if node_bin_dir else find_node_bin_dir()
@@ -279,7 +267,6 @@ class RealCluster:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="smepulse-node-"))
         self.keep = keep
         self.dns = dns
-        self.network_policy = network_policy
         self.images = tuple(images)
         self._docker = dict(docker) if docker is not None else None
         self.run_id = uuid.uuid4().hex[:8]
@@ -363,8 +350,6 @@ class RealCluster:
             self._import_images()
             self._start_kubelet(deadline)
             self._start_kube_proxy(deadline)
-            if self.network_policy:
-                self._start_network_policies(deadline)
             if coredns is not None:
                 dns_started = time.monotonic()
                 self._wait(
@@ -460,13 +445,6 @@ class RealCluster:
         )
         issue_client_cert(
             self._pki.ca, pki_dir, "kube-scheduler", "system:kube-scheduler", "system:masters"
-        )
-        issue_client_cert(
-            self._pki.ca,
-            pki_dir,
-            "kube-network-policies",
-            "system:kube-network-policies",
-            "system:masters",
         )
         # Not in system:masters: CoreDNS gets only what its ClusterRole grants.
         issue_client_cert(self._pki.ca, pki_dir, "coredns", "system:coredns", None)
@@ -929,27 +907,6 @@ state = "{base / "state"}"
             "kube-proxy /healthz (first sync of the rules)",
         )
 
-    def _start_network_policies(self, deadline: float) -> None:
-        """NetworkPolicy enforcement: kube-network-policies in the node's namespace. Ready once
-        its nftables table exists (it writes it after its informers have synced, so a policy
-        that exists by then holds from the first packet)."""
-        controller = self._spawn(
-            "kube-network-policies",
-            [
-                str(self.node_bin_dir / "kube-network-policies"),
-                f"--kubeconfig={self._kubeconfig_for('kube-network-policies')}",
-                f"--node-name={self.node_name}",
-                "--v=2",
-            ],
-        )
-        table = [*self.nsenter(), "nft", "list", "table", "inet", NETWORK_POLICY_TABLE]
-        self._wait(
-            controller,
-            deadline,
-            lambda: subprocess.run(table, capture_output=True).returncode == 0,
-            f"kube-network-policies' nftables table inet {NETWORK_POLICY_TABLE}",
-        )
-
     # ---- stop ------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -967,7 +924,7 @@ state = "{base / "state"}"
                 errors.append(f"{what}: {exc}")
 
         by_name = {c.name: c for c in self._components}
-        for name in ("kube-network-policies", "kube-proxy", "kubelet", "kube-scheduler", "coredns"):
+        for name in ("kube-proxy", "kubelet", "kube-scheduler", "coredns"):
             if name in by_name:
                 step(f"stop {name}", by_name[name].stop)
         if "containerd" in by_name and by_name["containerd"].alive():
