@@ -162,7 +162,8 @@ def test_minio_users_container_gets_no_key_on_its_command_line(
         _wait_for(tmp_path / "users-ready", proc, log, 60)
         cmdlines = _cmdlines_of_tree(proc.pid)
         assert cmdlines and not [c for c in cmdlines for s in secrets if s in c]
-        # The keys work: the stages' user lists the bucket it may list.
+        # The keys work: the stages' user lists its own prefix (its only listing right since
+        # the policies scope s3:ListBucket by prefix; the bucket itself does not exist here).
         client = boto3.client(
             "s3",
             endpoint_url=s3_endpoint.url,
@@ -171,7 +172,9 @@ def test_minio_users_container_gets_no_key_on_its_command_line(
             aws_secret_access_key=env["STAGES_SECRET_KEY"],
         )
         with pytest.raises(ClientError, match="NoSuchBucket"):
-            client.list_objects_v2(Bucket=env["S3_BUCKET"])
+            client.list_objects_v2(
+                Bucket=env["S3_BUCKET"], Prefix=env["BRONZE_PREFIX"].strip("/") + "/"
+            )
     finally:
         _stop(proc)
 
