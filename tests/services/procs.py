@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 # The same default as scripts/*-tools.sh: $SMEPULSE_TOOLS_CACHE, else $SMEPULSE_CACHE/tools.
@@ -332,6 +333,18 @@ class S3Endpoint:
     url: str
     access_key: str
     secret_key: str
+
+    def client(self, region: str = "us-east-1") -> Any:
+        """A boto3 S3 client of this server with the root credentials."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name=region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
 
 
 @contextlib.contextmanager

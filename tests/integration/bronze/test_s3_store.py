@@ -24,7 +24,6 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def s3_settings(tmp_path: Path, s3_endpoint: S3Endpoint) -> Settings:
-    import boto3
 
     bucket = f"smepulse-test-{uuid.uuid4().hex[:8]}"
     settings = Settings(
@@ -34,13 +33,7 @@ def s3_settings(tmp_path: Path, s3_endpoint: S3Endpoint) -> Settings:
         s3_access_key_id=s3_endpoint.access_key,
         s3_secret_access_key=s3_endpoint.secret_key,
     )
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint.url,
-        region_name=settings.s3_region,
-        aws_access_key_id=s3_endpoint.access_key,
-        aws_secret_access_key=s3_endpoint.secret_key,
-    )
+    client = s3_endpoint.client(settings.s3_region)
     client.create_bucket(Bucket=bucket)
     return settings
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.services import procs
@@ -26,13 +25,7 @@ def _init(drive: Path, buckets: str) -> subprocess.CompletedProcess[str]:
 
 
 def _client(s3: procs.S3Endpoint) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=s3.url,
-        region_name="us-east-1",
-        aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key,
-    )
+    return s3.client()
 
 
 def test_the_init_container_makes_buckets_minio_serves_and_keeps(tmp_path: Path) -> None:

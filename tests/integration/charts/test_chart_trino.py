@@ -99,15 +99,7 @@ def _write(path: Path, props: dict[str, str]) -> None:
 
 def _keys(s3: procs.S3Endpoint, bucket: str) -> list[str]:
     """Every key of ``bucket``, listed with the root key."""
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3.url,
-        region_name="us-east-1",
-        aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key,
-    )
+    client = s3.client()
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
@@ -129,8 +121,6 @@ def _workload_users(rendered: list[Manifest], s3: procs.S3Endpoint) -> dict[str,
     the minio-users Secret's values."""
     import base64
 
-    import boto3
-
     pod = find(rendered, "StatefulSet", "smepulse-minio")["spec"]["template"]["spec"]
     users = next(c for c in pod["containers"] if c["name"] == "users")
     secret = find(rendered, "Secret", "smepulse-minio-users")["data"]
@@ -146,13 +136,7 @@ def _workload_users(rendered: list[Manifest], s3: procs.S3Endpoint) -> dict[str,
     env |= {"INTERVAL_SECONDS": "0", "READY_FILE": "", "FIRST_PASS_TIMEOUT_SECONDS": "30"}
     env |= {"MINIO_URL": s3.url, "MINIO_ROOT_USER": s3.access_key}
     env["MINIO_ROOT_PASSWORD"] = s3.secret_key
-    root = boto3.client(
-        "s3",
-        endpoint_url=s3.url,
-        region_name=env["MINIO_REGION"],
-        aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key,
-    )
+    root = s3.client(env["MINIO_REGION"])
     root.create_bucket(Bucket=env["S3_BUCKET"])
     proc = subprocess.run(
         [sys.executable, "-c", users["args"][-1]],
@@ -166,19 +150,12 @@ def _bronze_file(s3: procs.S3Endpoint, bucket: str, key: str) -> None:
     """One bronze Parquet file (amounts 3 and 4), written with the root key."""
     import io
 
-    import boto3
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     body = io.BytesIO()
     pq.write_table(pa.table({"amount": pa.array([3, 4], pa.int64())}), body)
-    boto3.client(
-        "s3",
-        endpoint_url=s3.url,
-        region_name="us-east-1",
-        aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key,
-    ).put_object(Bucket=bucket, Key=key, Body=body.getvalue())
+    s3.client().put_object(Bucket=bucket, Key=key, Body=body.getvalue())
 
 
 def test_trino_starts_on_the_chart_configuration(

@@ -11,7 +11,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import boto3
 import duckdb
 import pytest
 
@@ -48,13 +47,7 @@ def test_dbt_silver_on_duckdb_reads_s3_bronze_like_local_bronze(
     s3_endpoint: S3Endpoint, tmp_path: Path
 ) -> None:
     bucket = f"lake-{uuid.uuid4().hex[:8]}"
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint.url,
-        region_name="us-east-1",
-        aws_access_key_id=s3_endpoint.access_key,
-        aws_secret_access_key=s3_endpoint.secret_key,
-    ).create_bucket(Bucket=bucket)
+    s3_endpoint.client().create_bucket(Bucket=bucket)
     base = {k: v for k, v in os.environ.items() if not k.startswith("SMEPULSE_")}
     s3_env = {
         **base,

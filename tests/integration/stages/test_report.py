@@ -6,7 +6,6 @@ import re
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 from smepulse.errors import StageError
@@ -83,13 +82,7 @@ def test_reports_go_to_s3_when_reports_uri_says_so_and_notify_names_the_object(
     """The cluster default (a stage Pod's own folder vanishes with it): both files become
     objects under SMEPULSE_REPORTS_URI on a real MinIO; nothing is written locally; notify's
     message names the object. A bucket that does not exist is one clear error naming it."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint.url,
-        aws_access_key_id=s3_endpoint.access_key,
-        aws_secret_access_key=s3_endpoint.secret_key,
-        region_name="us-east-1",
-    )
+    s3 = s3_endpoint.client()
     bucket = f"reports-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     creds = {
